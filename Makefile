@@ -1,0 +1,50 @@
+# Relay. `make run` serves the embedded demo; `make test` runs the whole suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+DEV_ENV := DJANGO_DEBUG=true DJANGO_SETTINGS_MODULE=config.settings.base RELAY_INPROCESS_WORKER=true
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format check bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	env $(DEV_ENV) $(BIN)/python manage.py migrate --noinput
+	env $(DEV_ENV) $(BIN)/python manage.py seed_demo
+	env $(DEV_ENV) $(BIN)/python manage.py demo_admin
+	@echo ""
+	@echo "  Relay is starting on http://127.0.0.1:8000"
+	@echo "  Chat as a WhatsApp user:  http://127.0.0.1:8000/sandbox/   (or: make chat)"
+	@echo "  Admin:                    http://127.0.0.1:8000/admin/      user admin / password admin"
+	@echo "  API docs:                 http://127.0.0.1:8000/api/docs/"
+	@echo ""
+	env $(DEV_ENV) $(BIN)/python manage.py runserver --noreload 127.0.0.1:8000
+
+chat: install
+	env $(DEV_ENV) $(BIN)/python manage.py chat
+
+test: install
+	@$(BIN)/python scripts/check_services.py
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.settings.test
+	$(BIN)/pytest --create-db $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,20 @@
+"""Test settings: the real PostgreSQL and Redis on 127.0.0.1 (override with DATABASE_URL / REDIS_URL)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/relay")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("DRAMATIQ_NAMESPACE", "relay-test")
+os.environ.setdefault("FIELD_ENCRYPTION_KEY", "k2Xw7n0aWmG2bY1q3jv5m8qR9tU4xZ6cA0dE1fH2iJ4=")
+
+from .base import *  # noqa: F403
+
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+SECURE_SSL_REDIRECT = False
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405
