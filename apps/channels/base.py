@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest
+    from django.http import HttpRequest, HttpResponse
 
 
 class MessageKind(enum.StrEnum):
@@ -170,6 +170,20 @@ class Channel:
 
     def enabled(self) -> bool:
         raise NotImplementedError
+
+    def handshake(self, request: HttpRequest) -> HttpResponse | None:
+        """Answer a provider's endpoint-validation request (Event Grid, CloudEvents OPTIONS, Meta GET).
+
+        Called after `verify` for POSTs (the handshake carries the secret too) and before it for GET/OPTIONS.
+        None when the request is an ordinary delivery.
+        """
+        return None
+
+    def acknowledge(self, request: HttpRequest) -> HttpResponse:
+        """The 200 answer once every item is persisted (Twilio wants empty TwiML, the others JSON)."""
+        from django.http import JsonResponse
+
+        return JsonResponse({"status": "accepted"})
 
     def verify(self, request: HttpRequest) -> None:
         """Raise SignatureError unless the request comes from the provider."""
