@@ -113,6 +113,10 @@ class OutboundMessage:
     media: Media | None = None
     # Relay's outbound message id, for status callbacks that carry it back.
     outbound_id: int | None = None
+    # When the row was first queued; stable across retries (ACS Repeatability-First-Sent).
+    first_queued_at: datetime | None = None
+    # Contact's phone or BSUID as given; `to` is what the provider should receive.
+    contact_id: int | None = None
 
 
 @dataclass(frozen=True)
