@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 DEV_ENV := DJANGO_DEBUG=true DJANGO_SETTINGS_MODULE=config.settings.base RELAY_INPROCESS_WORKER=true
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format check bench clean
+.PHONY: install run test lint format check bench clean checkov-venv check-infra
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -37,6 +37,37 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.settings.test
 	$(BIN)/pytest --create-db $(PYTEST_ARGS)
+
+# Security: bandit (no high-severity finding), check --deploy under production settings, pip-audit.
+# pip-audit needs a vulnerability database on the network; unreachable fails unless PIP_AUDIT_UNREACHABLE=warn
+# (see tests/security/tools.py for why).
+check: install
+	$(BIN)/python -m tests.security.tools bandit
+	$(BIN)/python -m tests.security.tools deploy
+	$(BIN)/python -m tests.security.tools pip-audit
+
+# Benchmarks (not tests): figures printed and written to bench/results/*.json. BENCH_ARGS=--quick for a short run.
+BENCH_ARGS ?=
+bench: install
+	@$(BIN)/python scripts/check_services.py
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Infrastructure lint: checkov over the Bicep in infra/. Its dependencies clash with the app's pins, so it
+# lives in its own venv (.venv-checkov, gitignored); tests/deploy/test_infra.py builds it the same way.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-checkov-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV) || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	@rm -f $(CHECKOV_VENV)/.installed-checkov-*
+	@touch $(CHECKOV_STAMP)
+
+checkov-venv: $(CHECKOV_STAMP)
+
+check-infra: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov -d infra --framework bicep --skip-download --quiet --compact
 
 lint: install
 	$(BIN)/ruff check .

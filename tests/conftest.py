@@ -8,6 +8,14 @@ from django.core.cache import cache
 
 from apps.channels.registry import channel_cache_clear
 
+# Provider emulator fixtures (one module per provider; each helper appends its own).
+pytest_plugins = [
+    "tests.emulators.acs",
+    "tests.emulators.twilio",
+    "tests.emulators.meta",
+    "tests.emulators.openai",
+]
+
 
 @pytest.fixture(autouse=True)
 def _clean_state():

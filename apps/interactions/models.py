@@ -22,6 +22,8 @@ class Contact(models.Model):
     language = models.CharField(max_length=15, blank=True)
     last_inbound_at = models.DateTimeField(null=True, blank=True)
     opted_out_at = models.DateTimeField(null=True, blank=True)
+    # The provider refused a marketing template because the user stopped marketing messages (Meta 131050).
+    marketing_opted_out_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -218,3 +220,6 @@ class WebhookLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status_code}"
+
+
+from .models_statistics import *  # noqa: E402, F403  (rollup models live in their own module)

@@ -37,6 +37,8 @@ class DataSource(models.Model):
     resolver = models.CharField(max_length=100, blank=True, help_text="Registered resolver name (kind = python).")
     timeout_ms = models.PositiveIntegerField(default=2000)
     active = models.BooleanField(default=True)
+    # Message context used by the admin's "test query" (e.g. {"entity": "jóvenes", "contact_name": "Ana"}).
+    sample_context = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -121,3 +123,55 @@ class Keyword(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phrase} ({self.language})"
+
+
+# --- Demo business data ----------------------------------------------------------------------------
+# Tables of an imaginary church ("VEA") that the demo data sources read, seeded by `manage.py seed_demo`.
+# They stand for the business's own database; nothing outside the demo uses them.
+
+
+class DemoEvent(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    starts_at = models.DateTimeField()
+    location = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # name + description, accents stripped and casefolded, so a SQL LIKE finds "jóvenes" as "jovenes".
+    search_text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        verbose_name = "demo event"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DemoMinistry(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    leader = models.CharField(max_length=200)
+    phone = models.CharField(max_length=20)
+    email = models.EmailField()
+    position = models.PositiveIntegerField(default=0)
+    search_text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name = "demo ministry"
+        verbose_name_plural = "demo ministries"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DemoDonationMethod(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    details = models.CharField(max_length=300)
+    position = models.PositiveIntegerField(default=0)
+    search_text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name = "demo donation method"
+
+    def __str__(self) -> str:
+        return self.name

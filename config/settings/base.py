@@ -49,7 +49,9 @@ LOCAL_APPS = [
     "apps.core",
     "apps.channels",
     "apps.message_templates",
+    "apps.assistant",
     "apps.interactions",
+    "apps.accounts",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -91,6 +93,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The in-process worker writes from other threads; wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Passwordless Azure Database for PostgreSQL: no password in DATABASE_URL means a Microsoft Entra token from
+# the managed identity (apps.core.db.postgresql). DATABASE_ENTRA_AUTH forces it on or off.
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "DATABASE_ENTRA_AUTH",
+    default=not _db.get("PASSWORD") and str(_db.get("HOST", "")).endswith(".postgres.database.azure.com"),
+):
+    _db["ENGINE"] = "apps.core.db.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -106,12 +116,16 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "relay"}}
 
 DRAMATIQ_MIDDLEWARE = [
+    # A span per message, child of the request that enqueued it; configures telemetry in worker processes.
+    "apps.core.telemetry.TelemetryMiddleware",
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
     "dramatiq.middleware.Callbacks",
     "dramatiq.middleware.Pipelines",
     "dramatiq.middleware.Retries",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
+    # Worker heartbeat (cache key worker:heartbeat) and the sweeper that re-enqueues work left behind.
+    "apps.interactions.middleware.WorkerMaintenance",
 ]
 if REDIS_URL:
     DRAMATIQ_BROKER = {
@@ -225,6 +239,11 @@ SKIP_WEBHOOK_SIGNATURE_VERIFICATION = env.bool("SKIP_WEBHOOK_SIGNATURE_VERIFICAT
 
 CHANNEL_HTTP_TIMEOUT_SECONDS = env.float("CHANNEL_HTTP_TIMEOUT_SECONDS", default=10.0)
 MEDIA_MAX_BYTES = env.int("MEDIA_MAX_BYTES", default=16 * 1024 * 1024)
+# Send pacing (apps/channels/throttle.py): messages per second per sender number, and a burst per recipient.
+ACS_SEND_RATE_PER_SECOND = env.int("ACS_SEND_RATE_PER_SECOND", default=80)
+TWILIO_SEND_RATE_PER_SECOND = env.int("TWILIO_SEND_RATE_PER_SECOND", default=80)
+META_SEND_RATE_PER_SECOND = env.int("META_SEND_RATE_PER_SECOND", default=80)
+SEND_RECIPIENT_MAX_PER_MINUTE = env.int("SEND_RECIPIENT_MAX_PER_MINUTE", default=10)
 
 # --- Pipeline -------------------------------------------------------------------------------------
 RATE_LIMIT_MAX_REQUESTS = env.int("RATE_LIMIT_MAX_REQUESTS", default=20)
@@ -239,8 +258,54 @@ INTENT_MIN_CONFIDENCE = env.float("INTENT_MIN_CONFIDENCE", default=0.6)
 SWEEPER_STALE_SECONDS = env.int("SWEEPER_STALE_SECONDS", default=60)
 SWEEPER_INTERVAL_SECONDS = env.int("SWEEPER_INTERVAL_SECONDS", default=30)
 OUTBOUND_MAX_RETRIES = env.int("OUTBOUND_MAX_RETRIES", default=8)
+# Transient send failures back off from this, doubling per attempt (a provider's Retry-After wins if longer).
+OUTBOUND_RETRY_BACKOFF_MS = env.int("OUTBOUND_RETRY_BACKOFF_MS", default=2000)
+OUTBOUND_RETRY_MAX_BACKOFF_MS = env.int("OUTBOUND_RETRY_MAX_BACKOFF_MS", default=300_000)
+# Infrastructure errors (database down) in the inbound actor; message-level errors are never retried.
+INBOUND_MAX_RETRIES = env.int("INBOUND_MAX_RETRIES", default=10)
+TASK_MIN_BACKOFF_MS = env.int("TASK_MIN_BACKOFF_MS", default=5000)
+# Language of the pipeline's own texts (opt-out confirmation, rate-limit notice) when the contact's is unknown.
+DEFAULT_LANGUAGE = env.str("DEFAULT_LANGUAGE", default="es")
+WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
 RAW_PAYLOAD_RETENTION_DAYS = env.int("RAW_PAYLOAD_RETENTION_DAYS", default=30)
 DATASOURCE_STATEMENT_TIMEOUT_MS = env.int("DATASOURCE_STATEMENT_TIMEOUT_MS", default=2000)
+# How often a process checks the shared version of the keyword index (writers in-process reset it at once).
+MESSAGE_TEMPLATES_INDEX_CHECK_SECONDS = env.float("MESSAGE_TEMPLATES_INDEX_CHECK_SECONDS", default=1.0)
+
+# --- Assistant (AI fallback) ----------------------------------------------------------------------
+# The default provider when no AIConfiguration is active; empty key = no AI (answers from retrieval alone).
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+AI_MODEL = env.str("AI_MODEL", default="gpt-4o-mini")
+# Empty = no embeddings (full-text retrieval only).
+AI_EMBEDDING_MODEL = env.str("AI_EMBEDDING_MODEL", default="")
+AI_TRANSCRIPTION_MODEL = env.str("AI_TRANSCRIPTION_MODEL", default="whisper-1")
+AI_MAX_TOKENS = env.int("AI_MAX_TOKENS", default=500)
+AI_TEMPERATURE = env.float("AI_TEMPERATURE", default=0.2)
+# Empty = the built-in polite reply in the user's language.
+AI_NO_KNOWLEDGE_REPLY = env.str("AI_NO_KNOWLEDGE_REPLY", default="")
+# The language of built-in replies when the contact's cannot be told ("es" or "en").
+AI_DEFAULT_LANGUAGE = env.str("AI_DEFAULT_LANGUAGE", default="es")
+# The ai_answer actor: time limit, retries and maximum age of a message worth answering.
+AI_TIME_LIMIT_MS = env.int("AI_TIME_LIMIT_MS", default=90_000)
+AI_MAX_RETRIES = env.int("AI_MAX_RETRIES", default=5)
+AI_MAX_AGE_MS = env.int("AI_MAX_AGE_MS", default=900_000)
+# One HTTP call to the model; below AI_TIME_LIMIT_MS so a timeout is an error we map, not a killed actor.
+AI_REQUEST_TIMEOUT_SECONDS = env.float("AI_REQUEST_TIMEOUT_SECONDS", default=30.0)
+# Intent classification runs on the template path: short, and a failure means "no intent".
+AI_CLASSIFY_TIMEOUT_SECONDS = env.float("AI_CLASSIFY_TIMEOUT_SECONDS", default=8.0)
+MAX_CONVERSATION_HISTORY = env.int("MAX_CONVERSATION_HISTORY", default=10)
+SESSION_TIMEOUT_MINUTES = env.float("SESSION_TIMEOUT_MINUTES", default=30)
+AI_MIN_RETRIEVAL_SCORE = env.float("AI_MIN_RETRIEVAL_SCORE", default=0.05)
+AI_RETRIEVAL_TOP_K = env.int("AI_RETRIEVAL_TOP_K", default=4)
+AI_MEDIA_MAX_BYTES = env.int("AI_MEDIA_MAX_BYTES", default=10 * 1024 * 1024)
+AI_PDF_MAX_PAGES = env.int("AI_PDF_MAX_PAGES", default=30)
+
+# --- REST API and statistics ---------------------------------------------------------------------
+# Delivery receipts keep changing replies' statuses after their hour; each refresh recomputes this far back.
+ROLLUP_REFRESH_LOOKBACK_HOURS = env.int("ROLLUP_REFRESH_LOOKBACK_HOURS", default=48)
+ROLLUP_REFRESH_INTERVAL_SECONDS = env.int("ROLLUP_REFRESH_INTERVAL_SECONDS", default=300)
+STATISTICS_MAX_RANGE_DAYS = env.int("STATISTICS_MAX_RANGE_DAYS", default=400)
 
 # --- Secrets at rest ------------------------------------------------------------------------------
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
@@ -263,5 +328,9 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The Azure SDK logs every request and its headers at INFO; Relay logs each send itself.
+        "azure.core.pipeline.policies.http_logging_policy": {"level": "WARNING"},
+    },
 }

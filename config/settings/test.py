@@ -18,3 +18,9 @@ SECURE_SSL_REDIRECT = False
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405
+# Keep retries quick in tests (the pipeline actors read these when they are declared).
+TASK_MIN_BACKOFF_MS = 100
+OUTBOUND_RETRY_BACKOFF_MS = 100
+OUTBOUND_RETRY_MAX_BACKOFF_MS = 2000
+# Every test starts with a cleared cache; check the keyword index version on every match.
+MESSAGE_TEMPLATES_INDEX_CHECK_SECONDS = 0

@@ -1,0 +1,1 @@
+"""PostgreSQL with Microsoft Entra tokens instead of a password (ENGINE "apps.core.db.postgresql")."""

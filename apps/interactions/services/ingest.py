@@ -1,0 +1,289 @@
+"""Recording what providers tell us: inbound messages, delivery statuses, and the webhook log."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.channels.base import (
+    MARKETING_OPT_OUT_CODES,
+    WINDOW_CLOSED_CODES,
+    InboundEvent,
+    StatusEvent,
+)
+
+from ..models import Contact, Direction, Interaction, Message, MessageStatus, StatusUpdate, WebhookLog
+from .contacts import contact_resolve
+from .enqueue import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+# Outbound statuses move only up this ladder; FAILED is terminal and reachable from any non-terminal status.
+STATUS_RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.UNKNOWN: 2,
+    MessageStatus.SENT: 3,
+    MessageStatus.DELIVERED: 4,
+    MessageStatus.READ: 5,
+}
+TERMINAL_STATUSES = {MessageStatus.FAILED, MessageStatus.READ}
+_TIMESTAMP_FIELD = {
+    MessageStatus.SENT: "sent_at",
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+    MessageStatus.FAILED: "failed_at",
+}
+
+
+def _media_dict(event: InboundEvent) -> dict:
+    if event.media is None:
+        return {}
+    media = event.media
+    return {
+        "mime_type": media.mime_type,
+        "provider_id": media.provider_id,
+        "url": media.url,
+        "file_name": media.file_name,
+        "caption": media.caption,
+    }
+
+
+@transaction.atomic
+def inbound_record(*, event: InboundEvent) -> Message | None:
+    """INSERT the inbound message (status received) and enqueue its processing on commit.
+
+    Returns None for a duplicate delivery: (channel, provider_message_id) is unique, so the same event arriving
+    any number of times, concurrently or a day later, yields exactly one row and one processing. Updates the
+    contact's last_inbound_at (the later of the stored and the event time, never in the future), profile
+    name and channel.
+    """
+    contact = contact_resolve(
+        channel=event.channel, phone=event.sender_phone, bsuid=event.sender_bsuid, profile_name=event.profile_name
+    )
+    now = timezone.now()
+    received_at = min(event.received_at or now, now)
+    location = {}
+    if event.latitude is not None and event.longitude is not None:
+        location = {"latitude": event.latitude, "longitude": event.longitude}
+    text = event.text
+    if not text and event.media is not None and event.media.caption:
+        text = event.media.caption
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                contact=contact,
+                direction=Direction.INBOUND,
+                channel=event.channel,
+                provider_message_id=event.provider_message_id,
+                kind=str(event.kind),
+                text=text,
+                payload=(event.payload or "")[:500],
+                media={**_media_dict(event), **({"location": location} if location else {})},
+                status=MessageStatus.RECEIVED,
+                raw_payload=event.raw or {},
+                received_at=received_at,
+            )
+    except IntegrityError:
+        logger.info("duplicate %s delivery of %s ignored", event.channel, event.provider_message_id)
+        return None
+    Contact.objects.filter(pk=contact.pk).filter(
+        Q(last_inbound_at__isnull=True) | Q(last_inbound_at__lt=received_at)
+    ).update(last_inbound_at=received_at)
+    enqueue_on_commit("inbound_process_task", message.pk)
+    return message
+
+
+def _window_closed_note(message: Message, code: str) -> None:
+    note = (
+        f"the 24-hour customer service window is closed (provider code {code}); "
+        f"free-form messages are not resent, send the template {settings.FALLBACK_TEMPLATE_NAME!r} instead"
+    )
+    Message.objects.filter(pk=message.pk).update(error_message=note, updated_at=timezone.now())
+    query = Q(reply_id=message.pk)
+    if message.in_reply_to_id is not None:
+        query |= Q(message_id=message.in_reply_to_id)
+    for interaction in Interaction.objects.filter(query):
+        interaction.success = False
+        interaction.error = note
+        interaction.context = {**interaction.context, "window_closed": True}
+        interaction.save(update_fields=["success", "error", "context", "updated_at"])
+
+
+def status_apply(
+    *, message: Message, status: str, occurred_at: datetime, error_code: str = "", error_message: str = ""
+) -> bool:
+    """Move `message` forward to `status` if that is forward; record its timestamp either way.
+
+    Must run inside a transaction holding the row (select_for_update). Returns True when the status changed.
+    """
+    status = MessageStatus(status)
+    fields: dict[str, object] = {}
+    stamp = _TIMESTAMP_FIELD.get(status)
+    if stamp and getattr(message, stamp) is None:
+        fields[stamp] = occurred_at
+    current = MessageStatus(message.status)
+    changed = False
+    if status == MessageStatus.FAILED:
+        if current not in TERMINAL_STATUSES:
+            fields.update(status=status, error_code=error_code[:40], error_message=error_message)
+            changed = True
+    elif current not in TERMINAL_STATUSES and STATUS_RANK.get(status, -1) > STATUS_RANK.get(current, -1):
+        fields["status"] = status
+        changed = True
+    if fields:
+        fields["updated_at"] = timezone.now()
+        Message.objects.filter(pk=message.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(message, name, value)
+    if changed and status == MessageStatus.FAILED:
+        if error_code in WINDOW_CLOSED_CODES:
+            _window_closed_note(message, error_code)
+        if error_code in MARKETING_OPT_OUT_CODES:
+            now = timezone.now()
+            Contact.objects.filter(pk=message.contact_id, marketing_opted_out_at__isnull=True).update(
+                marketing_opted_out_at=now, updated_at=now
+            )
+    return changed
+
+
+def status_updates_replay(*, message: Message) -> int:
+    """Apply the status events that arrived before `message` knew its provider id. Returns how many.
+
+    Must run inside a transaction holding the row.
+    """
+    if not message.provider_message_id:
+        return 0
+    updates = list(
+        StatusUpdate.objects.filter(channel=message.channel, provider_message_id=message.provider_message_id)
+    )
+    updates.sort(key=lambda u: (u.status == MessageStatus.FAILED, STATUS_RANK.get(u.status, 0), u.occurred_at))
+    for update in updates:
+        status_apply(
+            message=message,
+            status=update.status,
+            occurred_at=update.occurred_at,
+            error_code=update.error_code,
+            error_message=update.error_message,
+        )
+    StatusUpdate.objects.filter(pk__in=[u.pk for u in updates if u.message_id is None]).update(message=message)
+    return len(updates)
+
+
+@transaction.atomic
+def status_record(*, event: StatusEvent) -> None:
+    """Store the provider's status event (once per channel / id / status) and apply it monotonically.
+
+    An event for a message we do not know (yet) is kept and replayed when the outbound row records that
+    provider id, so an early receipt is not lost. Statuses never move backwards, whatever the arrival order.
+    """
+    try:
+        with transaction.atomic():
+            update = StatusUpdate.objects.create(
+                channel=event.channel,
+                provider_message_id=event.provider_message_id,
+                status=str(event.status),
+                occurred_at=event.occurred_at or timezone.now(),
+                error_code=(event.error_code or "")[:40],
+                error_message=event.error_message or "",
+                raw_payload=event.raw or {},
+            )
+    except IntegrityError:
+        logger.info("duplicate status %s for %s ignored", event.status, event.provider_message_id)
+        return
+    message = (
+        Message.objects.select_for_update(no_key=True)
+        .filter(channel=event.channel, provider_message_id=event.provider_message_id, direction=Direction.OUTBOUND)
+        .first()
+    )
+    if message is None:
+        return
+    StatusUpdate.objects.filter(pk=update.pk).update(message=message)
+    status_apply(
+        message=message,
+        status=update.status,
+        occurred_at=update.occurred_at,
+        error_code=update.error_code,
+        error_message=update.error_message,
+    )
+
+
+# --- webhooks -------------------------------------------------------------------------------------------
+
+_REDACTED_HEADER_WORDS = ("authorization", "signature", "cookie", "token", "secret", "key", "code")
+
+
+def headers_redact(headers: dict[str, str]) -> dict[str, str]:
+    """Request headers safe to store: credentials and signatures replaced by "[redacted]"."""
+    return {
+        name: "[redacted]" if any(word in name.lower() for word in _REDACTED_HEADER_WORDS) else value
+        for name, value in headers.items()
+    }
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    messages: list[Message]
+    duplicates: int
+    statuses: int
+
+
+@transaction.atomic
+def events_ingest(
+    *,
+    channel: str,
+    events: list[InboundEvent | StatusEvent],
+    log: dict | None = None,
+) -> IngestResult:
+    """Persist every item of one delivery in ONE transaction, plus its WebhookLog row when `log` is given.
+
+    `log` holds WebhookLog fields (method, path, headers — redacted here —, body, status_code, duration_ms).
+    Processing is enqueued on commit. Raises the database's OperationalError when it is unavailable: the
+    caller must then answer non-2xx so that the provider retries.
+    """
+    messages: list[Message] = []
+    duplicates = statuses = 0
+    for event in events:
+        if isinstance(event, InboundEvent):
+            message = inbound_record(event=event)
+            if message is None:
+                duplicates += 1
+            else:
+                messages.append(message)
+        elif isinstance(event, StatusEvent):
+            status_record(event=event)
+            statuses += 1
+    if log is not None:
+        webhook_log_write(channel=channel, events=len(events), **log)
+    return IngestResult(messages=messages, duplicates=duplicates, statuses=statuses)
+
+
+def webhook_log_write(
+    *,
+    channel: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: str,
+    status_code: int,
+    duration_ms: int = 0,
+    events: int = 0,
+    error: str = "",
+) -> WebhookLog:
+    return WebhookLog.objects.create(
+        channel=channel,
+        method=method[:10],
+        path=path[:500],
+        headers=headers_redact(headers),
+        body=body,
+        status_code=status_code,
+        duration_ms=duration_ms,
+        events=events,
+        error=error[:2000],
+    )

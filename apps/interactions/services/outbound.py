@@ -1,0 +1,424 @@
+"""Outbound messages: create (window, opt-out, template validation, idempotency) and deliver (claim, send,
+retry transient errors, record permanent ones, never blindly resend an ambiguous send)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.channels.base import ChannelError, Media, MessageKind, OutboundMessage, TemplateParameter
+from apps.channels.registry import channel_get
+from apps.channels.throttle import send_throttle_wait
+from apps.core.locks import advisory_lock
+from apps.core.phone import mask
+
+from ..exceptions import IdempotencyKeyReused, OptedOutError, WindowClosedError
+from ..models import Contact, Direction, Message, MessageStatus
+from .enqueue import enqueue_on_commit
+from .ingest import status_apply, status_record, status_updates_replay
+
+if TYPE_CHECKING:
+    from apps.message_templates.models import WhatsAppTemplate
+
+logger = logging.getLogger(__name__)
+
+# Fixed namespace: the same inputs give the same key in every process and release.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4a7b-9f41-2c8e5b7d9a10")
+
+
+class DeliveryRetryLater(Exception):
+    """A transient failure: the outbound_deliver actor retries after `delay_ms`."""
+
+    def __init__(self, message: str, delay_ms: int):
+        super().__init__(message)
+        self.delay_ms = delay_ms
+
+
+# --- keys and checks ------------------------------------------------------------------------------------
+
+
+def idempotency_key_normalize(key: str) -> str:
+    """Any client key as a UUID string (ACS sends it as Repeatability-Request-ID, which must be a UUID)."""
+    try:
+        return str(uuid.UUID(str(key)))
+    except ValueError:
+        return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"client:{key}"))
+
+
+def reply_idempotency_key(*, inbound: Message, index: int = 0) -> str:
+    """The key of the `index`-th reply to `inbound`: the same on every retry of its processing."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"reply:{inbound.pk}:{index}"))
+
+
+def _default_key(in_reply_to: Message | None, content: dict) -> str:
+    if in_reply_to is None:
+        # Nothing stable to derive it from: callers that retry pass their own key.
+        return str(uuid.uuid4())
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"reply:{in_reply_to.pk}:{digest}"))
+
+
+def conversation_window_open(*, contact: Contact) -> bool:
+    """Whether free-form messages may go to `contact`: within 24 h of their last inbound message."""
+    if contact.last_inbound_at is None:
+        return False
+    window = timedelta(hours=settings.CONVERSATION_WINDOW_HOURS)
+    return timezone.now() - contact.last_inbound_at < window
+
+
+def _window_require(contact: Contact) -> None:
+    if not conversation_window_open(contact=contact):
+        last = contact.last_inbound_at.isoformat() if contact.last_inbound_at else None
+        raise WindowClosedError(
+            "The 24-hour customer service window is closed: only an approved template can be sent.",
+            {"template": settings.FALLBACK_TEMPLATE_NAME, "last_inbound_at": last},
+        )
+
+
+def _not_opted_out(contact: Contact) -> None:
+    if contact.opted_out_at is not None:
+        raise OptedOutError(
+            "The contact opted out (STOP) and receives no messages until they send START.",
+            {"opted_out_at": contact.opted_out_at.isoformat()},
+        )
+
+
+def _existing(key: str, contact: Contact) -> Message | None:
+    message = Message.objects.filter(idempotency_key=key).first()
+    if message is not None and message.contact_id != contact.pk:
+        raise IdempotencyKeyReused("This idempotency key was already used for another contact.", {"key": key})
+    return message
+
+
+def _insert(*, contact: Contact, channel: str | None, key: str, in_reply_to: Message | None, **fields) -> Message:
+    channel = channel or contact.channel or settings.DEFAULT_CHANNEL
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                contact=contact,
+                direction=Direction.OUTBOUND,
+                channel=channel,
+                status=MessageStatus.QUEUED,
+                idempotency_key=key,
+                in_reply_to=in_reply_to,
+                received_at=timezone.now(),
+                **fields,
+            )
+    except IntegrityError:
+        # A concurrent create with the same key won: return its row, never a second message.
+        existing = _existing(key, contact)
+        if existing is None:
+            raise
+        return existing
+    enqueue_on_commit("outbound_deliver_task", message.pk)
+    return message
+
+
+# --- create -----------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def outbound_text_create(
+    *,
+    contact: Contact,
+    text: str,
+    channel: str | None = None,
+    in_reply_to: Message | None = None,
+    idempotency_key: str | None = None,
+) -> Message:
+    """Queue a free-form text to `contact`; delivery is enqueued on commit.
+
+    Raises WindowClosedError outside the 24-hour window (its extra names the template to send instead) and
+    OptedOutError for an opted-out contact. The same idempotency key returns the existing row.
+    """
+    key = idempotency_key_normalize(idempotency_key) if idempotency_key else _default_key(in_reply_to, {"text": text})
+    if (existing := _existing(key, contact)) is not None:
+        return existing
+    _not_opted_out(contact)
+    _window_require(contact)
+    if not text.strip():
+        raise ValueError("an outbound text cannot be empty")
+    return _insert(contact=contact, channel=channel, key=key, in_reply_to=in_reply_to, kind="text", text=text)
+
+
+@transaction.atomic
+def outbound_template_create(
+    *,
+    contact: Contact,
+    template: WhatsAppTemplate,
+    values: dict[str, str],
+    channel: str | None = None,
+    in_reply_to: Message | None = None,
+    idempotency_key: str | None = None,
+) -> Message:
+    """Queue an approved template with `values`; templates may go outside the 24-hour window.
+
+    Raises TemplateValidationError (from template_render: count, names, empty values, newlines, length,
+    status, language) and OptedOutError for a marketing template to a contact who opted out.
+    """
+    from apps.message_templates.models import TemplateCategory
+    from apps.message_templates.services import template_render
+
+    content = {"template": template.name, "language": template.language, "values": values}
+    key = idempotency_key_normalize(idempotency_key) if idempotency_key else _default_key(in_reply_to, content)
+    if (existing := _existing(key, contact)) is not None:
+        return existing
+    if template.category == TemplateCategory.MARKETING and (contact.opted_out_at or contact.marketing_opted_out_at):
+        raise OptedOutError(
+            "The contact opted out of marketing messages.", {"template": template.name, "category": "marketing"}
+        )
+    rendered = template_render(template=template, values=values)
+    return _insert(
+        contact=contact,
+        channel=channel,
+        key=key,
+        in_reply_to=in_reply_to,
+        kind="template",
+        text=rendered.text,
+        template_name=template.name,
+        template_language=template.language,
+        template_parameters=[[name, value] for name, value in rendered.parameters],
+    )
+
+
+@transaction.atomic
+def outbound_media_create(
+    *,
+    contact: Contact,
+    media_url: str,
+    kind: str,
+    caption: str = "",
+    file_name: str = "",
+    channel: str | None = None,
+    in_reply_to: Message | None = None,
+    idempotency_key: str | None = None,
+) -> Message:
+    """Queue an image / document / audio / video by public URL. Free-form: the 24-hour window applies."""
+    kind = MessageKind(kind)
+    if kind not in (MessageKind.IMAGE, MessageKind.DOCUMENT, MessageKind.AUDIO, MessageKind.VIDEO):
+        raise ValueError(f"not a media kind: {kind}")
+    content = {"media_url": media_url, "kind": str(kind), "caption": caption, "file_name": file_name}
+    key = idempotency_key_normalize(idempotency_key) if idempotency_key else _default_key(in_reply_to, content)
+    if (existing := _existing(key, contact)) is not None:
+        return existing
+    _not_opted_out(contact)
+    _window_require(contact)
+    return _insert(
+        contact=contact,
+        channel=channel,
+        key=key,
+        in_reply_to=in_reply_to,
+        kind=str(kind),
+        text=caption,
+        media={"url": media_url, "file_name": file_name, "caption": caption},
+    )
+
+
+# --- deliver ----------------------------------------------------------------------------------------------
+
+_PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
+
+
+def _not_before_key(message_id: int) -> str:
+    return f"outbound:not_before:{message_id}"
+
+
+def _backoff_ms(attempts: int, retry_after: float | None) -> int:
+    base = settings.OUTBOUND_RETRY_BACKOFF_MS * (2 ** max(0, attempts - 1))
+    delay = max(base, int((retry_after or 0) * 1000))
+    return int(min(delay, settings.OUTBOUND_RETRY_MAX_BACKOFF_MS))
+
+
+def _outbound_build(message: Message) -> OutboundMessage:
+    from apps.message_templates.models import WhatsAppTemplate
+
+    provider_ref, named = "", False
+    if message.kind == MessageKind.TEMPLATE:
+        template = WhatsAppTemplate.objects.filter(
+            name=message.template_name, language=message.template_language
+        ).first()
+        if template is not None:
+            provider_ref, named = template.twilio_content_sid, template.named_parameters
+    media = None
+    if message.media and message.kind != MessageKind.TEMPLATE:
+        media = Media(
+            mime_type=message.media.get("mime_type", ""),
+            url=message.media.get("url", ""),
+            file_name=message.media.get("file_name", ""),
+            caption=message.media.get("caption", ""),
+        )
+    return OutboundMessage(
+        to=message.contact.address,
+        idempotency_key=message.idempotency_key or "",
+        kind=MessageKind(message.kind) if message.kind in MessageKind._value2member_map_ else MessageKind.TEXT,
+        text=message.text,
+        template_name=message.template_name,
+        template_language=message.template_language,
+        template_parameters=tuple(TemplateParameter(name, value) for name, value in message.template_parameters),
+        template_named_parameters=named,
+        template_provider_ref=provider_ref,
+        media=media,
+        outbound_id=message.pk,
+        first_queued_at=message.created_at,
+        contact_id=message.contact_id,
+    )
+
+
+def _finish(message_id: int, **fields) -> None:
+    fields["updated_at"] = timezone.now()
+    Message.objects.filter(pk=message_id).update(**fields)
+
+
+def _claim(message_id: int) -> tuple[Message | None, bool]:
+    """Claim one row for sending in its own committed transaction → (row, is_resend_of_abandoned_send)."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update(no_key=True).select_related("contact").filter(pk=message_id).first()
+        if message is None or message.status not in _PENDING:
+            return None, False
+        abandoned = message.status == MessageStatus.SENDING
+        message.status = MessageStatus.SENDING
+        message.attempts += 1
+        _finish(message.pk, status=MessageStatus.SENDING, attempts=message.attempts)
+        return message, abandoned
+
+
+def _deliver_one(message_id: int) -> int | None:
+    """Send one claimed row. Returns a retry delay in ms when it must be retried later, else None."""
+    not_before = cache.get(_not_before_key(message_id))
+    if not_before and not_before > time.time():
+        return int((not_before - time.time()) * 1000) + 1
+    message, abandoned = _claim(message_id)
+    if message is None:
+        return None
+    try:
+        channel = channel_get(message.channel)
+    except KeyError:
+        _finish(
+            message.pk,
+            status=MessageStatus.FAILED,
+            failed_at=timezone.now(),
+            error_code="unknown_channel",
+            error_message=f"no channel named {message.channel!r}",
+        )
+        return None
+    if abandoned and not channel.idempotent_send:
+        # A worker died between claiming and recording: the provider may or may not have it. Resending could
+        # deliver it twice, so it is marked unknown for a person (or a status callback) to settle.
+        _finish(
+            message.pk,
+            status=MessageStatus.UNKNOWN,
+            error_code="abandoned",
+            error_message="the worker stopped during the send; not resent (channel is not idempotent)",
+        )
+        return None
+    if not channel.enabled():
+        _finish(
+            message.pk,
+            status=MessageStatus.FAILED,
+            failed_at=timezone.now(),
+            error_code="channel_disabled",
+            error_message=f"channel {message.channel} is not enabled",
+        )
+        return None
+
+    outbound = _outbound_build(message)
+    while (wait := send_throttle_wait(channel=message.channel, sender=message.channel, recipient=outbound.to)) > 0:
+        time.sleep(min(wait, 1.0))  # the throttle's window is one second
+    try:
+        result = channel.send(outbound)
+    except ChannelError as exc:
+        return _delivery_failed(message, channel.idempotent_send, exc)
+    except Exception as exc:
+        # An adapter bug or an unmapped network error: treat as ambiguous, the request may have left.
+        logger.exception("unexpected error sending outbound %s", message.pk)
+        error = ChannelError(f"{type(exc).__name__}: {exc}"[:500], "unexpected", ambiguous=True)
+        return _delivery_failed(message, channel.idempotent_send, error)
+
+    with transaction.atomic():
+        locked = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
+        try:
+            with transaction.atomic():
+                _finish(
+                    locked.pk, provider_message_id=result.provider_message_id or None, error_code="", error_message=""
+                )
+        except IntegrityError:
+            logger.error("provider id %s already recorded on another message", result.provider_message_id)
+        locked.refresh_from_db()
+        status_apply(message=locked, status=MessageStatus.SENT, occurred_at=timezone.now())
+        status_updates_replay(message=locked)
+    cache.delete(_not_before_key(message.pk))
+    logger.info("outbound %s sent on %s to %s", message.pk, message.channel, mask(outbound.to))
+    for event in getattr(channel, "receipts_after_send", lambda _r: [])(result):
+        status_record(event=event)
+    return None
+
+
+def _delivery_failed(message: Message, idempotent: bool, exc: ChannelError) -> int | None:
+    now = timezone.now()
+    if exc.permanent:
+        with transaction.atomic():
+            locked = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
+            status_apply(
+                message=locked,
+                status=MessageStatus.FAILED,
+                occurred_at=now,
+                error_code=exc.code or "error",
+                error_message=exc.message,
+            )
+        logger.warning("outbound %s failed permanently: %s", message.pk, exc)
+        return None
+    if exc.ambiguous and not idempotent:
+        _finish(
+            message.pk,
+            status=MessageStatus.UNKNOWN,
+            error_code=exc.code or "ambiguous",
+            error_message=f"ambiguous send, not resent: {exc.message}",
+        )
+        logger.warning("outbound %s ambiguous, marked unknown: %s", message.pk, exc)
+        return None
+    if message.attempts > settings.OUTBOUND_MAX_RETRIES:
+        _finish(
+            message.pk,
+            status=MessageStatus.FAILED,
+            failed_at=now,
+            error_code=exc.code or "retries_exhausted",
+            error_message=f"gave up after {message.attempts} attempts: {exc.message}",
+        )
+        logger.warning("outbound %s failed after %s attempts: %s", message.pk, message.attempts, exc)
+        return None
+    delay_ms = _backoff_ms(message.attempts, exc.retry_after)
+    _finish(message.pk, status=MessageStatus.QUEUED, error_code=exc.code, error_message=exc.message)
+    cache.set(_not_before_key(message.pk), time.time() + delay_ms / 1000, timeout=int(delay_ms / 1000) + 60)
+    logger.info("outbound %s: transient %s, retry in %s ms", message.pk, exc, delay_ms)
+    return delay_ms
+
+
+def outbound_deliver(*, message_id: int) -> None:
+    """Deliver the contact's queued outbound rows, oldest first, one contact at a time across workers.
+
+    Raises DeliveryRetryLater(delay_ms) when the oldest pending row failed transiently (later rows wait
+    behind it, keeping order). Permanent failures and ambiguous sends are recorded on the row, not raised.
+    """
+    row = Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND).values("contact_id", "status").first()
+    if row is None or row["status"] not in _PENDING:
+        return
+    with advisory_lock("outbound", row["contact_id"]):
+        pending = list(
+            Message.objects.filter(contact_id=row["contact_id"], direction=Direction.OUTBOUND, status__in=_PENDING)
+            .order_by("created_at", "id")
+            .values_list("pk", flat=True)
+        )
+        for pk in pending:
+            delay_ms = _deliver_one(pk)
+            if delay_ms is not None:
+                raise DeliveryRetryLater(f"outbound {pk} will be retried", delay_ms)

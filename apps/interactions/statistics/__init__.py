@@ -1,0 +1,1 @@
+"""Statistics over the Interaction log: rollup maintenance (services) and the statistics query (selectors)."""

@@ -1,0 +1,338 @@
+"""The statistics query: rollups for the rolled-up hours, raw Interaction rows for the rest, merged.
+
+A range [start, end) is cut into segments (see `_plan`): whole UTC days read from the daily rollup when the
+buckets allow it (UTC, or grouping by a dimension), hours from the hourly rollup, and raw rows for partial
+hours at the edges and everything past the rollup watermark (the current hour), so answers are right
+immediately and cost about the same for 1 day or 90.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, F, IntegerField, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, TruncDate, TruncWeek
+
+from ..models import (
+    ContactDailySketch,
+    Interaction,
+    InteractionDailyRollup,
+    InteractionHourlyRollup,
+    MessageStatus,
+    Route,
+)
+from .hll import sketch_add, sketch_estimate, sketch_merge
+from .latency import LATENCY_BUCKETS, histogram_add, histogram_empty, histogram_percentile
+from .services import DAY, HOUR, PENDING_STATUSES, day_floor, hour_floor, latency_histogram_aggregates, rollup_window
+
+GROUP_BY_TIME = ("day", "week")
+GROUP_BY_DIMENSION = {"intent": "intent", "template": "template_name", "channel": "channel", "route": "route"}
+GROUP_BY_CHOICES = (*GROUP_BY_TIME, *GROUP_BY_DIMENSION)
+UTC_ZONES = frozenset({"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"})
+TOP_ERROR_CODES = 10
+
+
+@dataclass(frozen=True)
+class StatisticsQuery:
+    """[start, end) in aware datetimes; buckets are local days / weeks (Monday) in `tz`."""
+
+    start: datetime
+    end: datetime
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    group_by: str = "day"
+    channel: str = ""
+    intent: str = ""
+    template: str = ""
+    route: str = ""
+
+    def filters(self, template_field: str = "template_name") -> Q:
+        query = Q()
+        if self.channel:
+            query &= Q(channel=self.channel)
+        if self.intent:
+            query &= Q(intent=self.intent)
+        if self.template:
+            query &= Q(**{template_field: self.template})
+        if self.route:
+            query &= Q(route=self.route)
+        return query
+
+
+@dataclass
+class _Bucket:
+    interactions: int = 0
+    successes: int = 0
+    latency_sum_ms: int = 0
+    routes: Counter = field(default_factory=Counter)
+    histogram: list[int] = field(default_factory=histogram_empty)
+    delivery: Counter = field(default_factory=Counter)
+
+
+def interactions_filter(*, query: StatisticsQuery) -> QuerySet[Interaction]:
+    """Interactions in [start, end) matching the filters, newest first, with contact / message / reply."""
+    return (
+        Interaction.objects.filter(query.filters(), created_at__gte=query.start, created_at__lt=query.end)
+        .select_related("contact", "message", "reply")
+        .order_by("-created_at", "-id")
+    )
+
+
+Segment = tuple[str, datetime, datetime]
+
+
+def _plan(query: StatisticsQuery, window: tuple[datetime | None, datetime | None]) -> list[Segment]:
+    """Segments ("raw" | "hour" | "day", lo, hi) covering [start, end) exactly once."""
+    start, end = query.start, query.end
+    rolled_from, rolled_through = window
+    if rolled_from is None or rolled_through is None:
+        return [("raw", start, end)]
+    a = max(_hour_ceil(start), rolled_from)
+    b = min(hour_floor(end), rolled_through)
+    if a >= b:
+        return [("raw", start, end)]
+    segments: list[Segment] = []
+    if start < a:
+        segments.append(("raw", start, a))
+    days_ok = query.group_by not in GROUP_BY_TIME or query.tz.key in UTC_ZONES
+    d0, d1 = _day_ceil(a), day_floor(b)
+    if days_ok and d0 < d1:
+        if a < d0:
+            segments.append(("hour", a, d0))
+        segments.append(("day", d0, d1))
+        if d1 < b:
+            segments.append(("hour", d1, b))
+    else:
+        segments.append(("hour", a, b))
+    if b < end:
+        segments.append(("raw", b, end))
+    return segments
+
+
+def _hour_ceil(moment: datetime) -> datetime:
+    floor = hour_floor(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def _day_ceil(moment: datetime) -> datetime:
+    floor = day_floor(moment)
+    return floor if floor == moment else floor + DAY
+
+
+def _key_expression(query: StatisticsQuery, time_field: str):
+    if query.group_by == "day":
+        return TruncDate(time_field, tzinfo=query.tz)
+    if query.group_by == "week":
+        return TruncWeek(time_field, tzinfo=query.tz)
+    return F(GROUP_BY_DIMENSION[query.group_by])
+
+
+def _key_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value or ""
+
+
+def _read_rollup(model, query: StatisticsQuery, lo: datetime, hi: datetime, buckets: dict, errors: Counter) -> None:
+    rows = model.objects.filter(query.filters(), bucket_start__gte=lo, bucket_start__lt=hi)
+    histogram = {
+        f"h{i}": Sum(Cast(KeyTextTransform(str(i), "latency_histogram"), IntegerField()))
+        for i in range(LATENCY_BUCKETS)
+    }
+    grouped = (
+        rows.annotate(key=_key_expression(query, "bucket_start"))
+        .values("key", "route")
+        .annotate(
+            n=Sum("interactions"),
+            ok=Sum("successes"),
+            latency=Sum("latency_sum_ms"),
+            r=Sum("replies"),
+            r_pending=Sum("replies_pending"),
+            r_sent=Sum("replies_sent"),
+            r_delivered=Sum("replies_delivered"),
+            r_read=Sum("replies_read"),
+            r_failed=Sum("replies_failed"),
+            **histogram,
+        )
+        .order_by()
+    )
+    for row in grouped:
+        _add_row(buckets[_key_value(row["key"])], row)
+    for codes in rows.filter(replies_failed__gt=0).values_list("error_codes", flat=True):
+        errors.update(codes)
+
+
+def _read_raw(query: StatisticsQuery, lo: datetime, hi: datetime, buckets: dict, errors: Counter) -> None:
+    rows = Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
+    grouped = (
+        rows.annotate(key=_key_expression(query, "created_at"))
+        .values("key", "route")
+        .annotate(
+            n=Count("id"),
+            ok=Count("id", filter=Q(success=True)),
+            latency=Sum("processing_ms"),
+            r=Count("reply_id"),
+            r_pending=Count("id", filter=Q(reply__status__in=PENDING_STATUSES)),
+            r_sent=Count("id", filter=Q(reply__status=MessageStatus.SENT)),
+            r_delivered=Count("id", filter=Q(reply__status=MessageStatus.DELIVERED)),
+            r_read=Count("id", filter=Q(reply__status=MessageStatus.READ)),
+            r_failed=Count("id", filter=Q(reply__status=MessageStatus.FAILED)),
+            **latency_histogram_aggregates(),
+        )
+        .order_by()
+    )
+    for row in grouped:
+        _add_row(buckets[_key_value(row["key"])], row)
+    failed = rows.filter(reply__status=MessageStatus.FAILED).values("reply__error_code").annotate(n=Count("id"))
+    for row in failed.order_by():
+        errors[row["reply__error_code"] or "unknown"] += row["n"]
+
+
+def _add_row(bucket: _Bucket, row: dict) -> None:
+    bucket.interactions += row["n"] or 0
+    bucket.successes += row["ok"] or 0
+    bucket.latency_sum_ms += row["latency"] or 0
+    bucket.routes[row["route"]] += row["n"] or 0
+    histogram_add(bucket.histogram, [row[f"h{i}"] or 0 for i in range(LATENCY_BUCKETS)])
+    for status in ("pending", "sent", "delivered", "read", "failed"):
+        bucket.delivery[status] += row[f"r_{status}"] or 0
+    bucket.delivery["replies"] += row["r"] or 0
+
+
+def _unique_contacts(query: StatisticsQuery, segments: list[tuple[str, datetime, datetime]]) -> tuple[int, str]:
+    """(count, method). HLL over daily sketches when only the channel filters; exact from raw rows otherwise."""
+    rolled = [(lo, hi) for kind, lo, hi in segments if kind != "raw"]
+    if query.intent or query.template or query.route or not rolled:
+        exact = Interaction.objects.filter(query.filters(), created_at__gte=query.start, created_at__lt=query.end)
+        return exact.values("contact_id").distinct().count(), "exact"
+    first_day = day_floor(rolled[0][0]).date()
+    last_day = day_floor(rolled[-1][1] - timedelta(microseconds=1)).date()
+    sketches = ContactDailySketch.objects.filter(day__gte=first_day, day__lte=last_day)
+    if query.channel:
+        sketches = sketches.filter(channel=query.channel)
+    sketch = sketch_merge(sketches.values_list("registers", flat=True))
+    for kind, lo, hi in segments:
+        if kind == "raw":
+            raw = Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
+            for contact_id in raw.values_list("contact_id", flat=True).distinct():
+                sketch_add(sketch, contact_id)
+    return sketch_estimate(sketch), "hll"
+
+
+def _time_keys(query: StatisticsQuery) -> list[str]:
+    local_start = query.start.astimezone(query.tz).date()
+    local_end = (query.end - timedelta(microseconds=1)).astimezone(query.tz).date()
+    step = 1
+    if query.group_by == "week":
+        local_start -= timedelta(days=local_start.weekday())
+        step = 7
+    keys = []
+    day = local_start
+    while day <= local_end:
+        keys.append(day.isoformat())
+        day += timedelta(days=step)
+    return keys
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _bucket_body(key: str, bucket: _Bucket) -> dict[str, Any]:
+    return {
+        "key": key,
+        "interactions": bucket.interactions,
+        "successes": bucket.successes,
+        "success_rate": _rate(bucket.successes, bucket.interactions),
+        "routes": dict(sorted(bucket.routes.items())),
+        "replies": bucket.delivery["replies"],
+        "replies_failed": bucket.delivery["failed"],
+        "latency_p95_ms": histogram_percentile(bucket.histogram, 0.95),
+    }
+
+
+def statistics_compute(*, query: StatisticsQuery) -> dict[str, Any]:
+    """Totals and per-bucket figures for the query, as the statistics API returns them."""
+    window = rollup_window()
+    segments = _plan(query, window)
+    buckets: dict[str, _Bucket] = defaultdict(_Bucket)
+    errors: Counter = Counter()
+    for kind, lo, hi in segments:
+        if kind == "raw":
+            _read_raw(query, lo, hi, buckets, errors)
+        else:
+            model = InteractionDailyRollup if kind == "day" else InteractionHourlyRollup
+            _read_rollup(model, query, lo, hi, buckets, errors)
+
+    total = _Bucket()
+    for bucket in buckets.values():
+        total.interactions += bucket.interactions
+        total.successes += bucket.successes
+        total.latency_sum_ms += bucket.latency_sum_ms
+        total.routes.update(bucket.routes)
+        histogram_add(total.histogram, bucket.histogram)
+        total.delivery.update(bucket.delivery)
+
+    if query.group_by in GROUP_BY_TIME:
+        keys = _time_keys(query)
+        keys += sorted(set(buckets) - set(keys))
+    else:
+        keys = sorted(buckets, key=lambda k: (-buckets[k].interactions, k))
+    unique, method = _unique_contacts(query, segments)
+    n = total.interactions
+    main_routes = (Route.TEMPLATE, Route.AI, Route.UNMATCHED)
+    return {
+        "range": {
+            "start": query.start.astimezone(query.tz).isoformat(),
+            "end": query.end.astimezone(query.tz).isoformat(),
+            "tz": query.tz.key,
+            "group_by": query.group_by,
+        },
+        "filters": {
+            "channel": query.channel or None,
+            "intent": query.intent or None,
+            "template": query.template or None,
+        },
+        "totals": {
+            "interactions": n,
+            "successes": total.successes,
+            "success_rate": _rate(total.successes, n),
+            "routes": dict(sorted(total.routes.items())),
+            "share": {
+                **{str(route): _rate(total.routes[route], n) for route in main_routes},
+                "other": _rate(n - sum(total.routes[route] for route in main_routes), n),
+            },
+            "latency_ms": {
+                "mean": round(total.latency_sum_ms / n, 1) if n else None,
+                "p50": histogram_percentile(total.histogram, 0.50),
+                "p95": histogram_percentile(total.histogram, 0.95),
+                "p99": histogram_percentile(total.histogram, 0.99),
+            },
+            "delivery": {
+                "replies": total.delivery["replies"],
+                "pending": total.delivery["pending"],
+                "sent": total.delivery["sent"],
+                "delivered": total.delivery["delivered"],
+                "read": total.delivery["read"],
+                "failed": total.delivery["failed"],
+                "failure_rate": _rate(total.delivery["failed"], total.delivery["replies"]),
+                "top_error_codes": [
+                    {"code": code, "count": count} for code, count in errors.most_common(TOP_ERROR_CODES)
+                ],
+            },
+            "unique_contacts": unique,
+            "unique_contacts_method": method,
+        },
+        "buckets": [_bucket_body(key, buckets.get(key, _Bucket())) for key in keys],
+        "rollups": {
+            "rolled_up_from": window[0].isoformat() if window[0] else None,
+            "rolled_up_through": window[1].isoformat() if window[1] else None,
+            "segments": [{"source": kind, "start": lo.isoformat(), "end": hi.isoformat()} for kind, lo, hi in segments],
+        },
+    }

@@ -1,0 +1,46 @@
+"""Dramatiq actors of the pipeline: thin, take ids, call services. Enqueued on commit by the services."""
+
+from __future__ import annotations
+
+import dramatiq
+from django.conf import settings
+
+from .exceptions import AIRetryLater
+from .services import ai_reply_process, inbound_process, outbound_deliver
+from .services.outbound import DeliveryRetryLater
+
+
+@dramatiq.actor(
+    queue_name="default", max_retries=settings.INBOUND_MAX_RETRIES, min_backoff=settings.TASK_MIN_BACKOFF_MS
+)
+def inbound_process_task(message_id: int) -> None:
+    # Errors in one message are recorded by the service; what reaches here is infrastructure (database down).
+    inbound_process(message_id=message_id)
+
+
+@dramatiq.actor(
+    queue_name="outbound",
+    # Transient send failures are counted on the row (OUTBOUND_MAX_RETRIES); the actor limit is a backstop.
+    max_retries=settings.OUTBOUND_MAX_RETRIES + 2,
+    min_backoff=settings.TASK_MIN_BACKOFF_MS,
+)
+def outbound_deliver_task(message_id: int) -> None:
+    try:
+        outbound_deliver(message_id=message_id)
+    except DeliveryRetryLater as exc:
+        raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
+
+
+@dramatiq.actor(
+    queue_name="ai",
+    time_limit=settings.AI_TIME_LIMIT_MS,
+    max_retries=settings.AI_MAX_RETRIES,
+    max_age=settings.AI_MAX_AGE_MS,
+    min_backoff=settings.TASK_MIN_BACKOFF_MS,
+)
+def ai_answer_task(message_id: int) -> None:
+    try:
+        ai_reply_process(message_id=message_id)
+    except AIRetryLater as exc:
+        delay = int(exc.retry_after * 1000) if exc.retry_after else None
+        raise dramatiq.Retry(str(exc), delay=delay) from exc

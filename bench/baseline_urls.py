@@ -1,0 +1,56 @@
+"""Two baselines for the ingest benchmark (P1), served beside Relay's own URLs.
+
+(a) `bench/bare/`: a Django view that reads the body and answers JSON — the cost of Django + gunicorn alone.
+(b) `bench/ingest/`: the least a durable webhook can do — one INSERT (committed) and one Redis LPUSH — with
+    no signature check, no parsing into events, no contact upsert. Relay's webhooks are measured against it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from bench.baseline_table import QUEUE, TABLE
+
+
+
+@cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+@csrf_exempt
+@require_POST
+def bare(request):
+    _ = request.body
+    return JsonResponse({"status": "accepted"})
+
+
+@csrf_exempt
+@require_POST
+def durable_ingest(request):
+    # The ACS body: a JSON list of Event Grid events; the first carries the message id.
+    body = request.body.decode()
+    message_id = json.loads(body)[0]["data"]["messageId"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TABLE} (provider_message_id, body) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            [message_id, body],
+        )
+    _redis().lpush(QUEUE, message_id)
+    return JsonResponse({"status": "accepted"})
+
+
+urlpatterns = [
+    path("bench/bare/", bare),
+    path("bench/ingest/", durable_ingest),
+    path("", include("config.urls")),
+]
