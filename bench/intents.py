@@ -175,7 +175,7 @@ def run(*, quick: bool = False) -> dict:
     index: KeywordIndex = services._holder.get()[0]
     index_only, _ = _rate(lambda text: index.match(text, language="es"), messages)
     naive, naive_hits = _rate(_naive_matcher(phrases), messages)
-    sample = messages[: 200 if quick else 1000]
+    sample = messages[: 100 if quick else 200]
     naive_fuzzy, _ = _rate(_naive_fuzzy_matcher(phrases), sample)
     payload = {
         "benchmark": "P4 intent matching",

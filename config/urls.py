@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.apis import health
+from apps.interactions.statistics.admin_views import dashboard_view
 
 urlpatterns = [
     path("health/", health, name="health"),
@@ -12,6 +13,7 @@ urlpatterns = [
     path("api/v1/whatsapp/", include("apps.interactions.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/dashboard/", dashboard_view, name="relay-dashboard"),
     path("admin/", admin.site.urls),
     path("", include("apps.channels.urls")),
 ]

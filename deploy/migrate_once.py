@@ -75,7 +75,7 @@ def main() -> int:
                 f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} "
                 "(name VARCHAR(32) PRIMARY KEY, build_id VARCHAR(200) NOT NULL, applied_at VARCHAR(40) NOT NULL)"
             )
-            cursor.execute(f"SELECT build_id FROM {MARKER_TABLE} WHERE name = %s", ["migrate"])  # noqa: S608
+            cursor.execute(f"SELECT build_id FROM {MARKER_TABLE} WHERE name = %s", ["migrate"])
             row = cursor.fetchone()
         if row and row[0] == current:
             print(f"migrate: build {current} already migrated (waited {waited:.1f} s for the lock); skipping")
@@ -87,9 +87,9 @@ def main() -> int:
                 granted = worker_grants(cursor)
                 if granted:
                     print(f"migrate: row privileges granted to {', '.join(granted)}")
-            cursor.execute(f"DELETE FROM {MARKER_TABLE} WHERE name = %s", ["migrate"])  # noqa: S608
+            cursor.execute(f"DELETE FROM {MARKER_TABLE} WHERE name = %s", ["migrate"])
             cursor.execute(
-                f"INSERT INTO {MARKER_TABLE} (name, build_id, applied_at) VALUES (%s, %s, %s)",  # noqa: S608
+                f"INSERT INTO {MARKER_TABLE} (name, build_id, applied_at) VALUES (%s, %s, %s)",
                 ["migrate", current, datetime.now(UTC).isoformat()],
             )
     print(f"migrate: build {current} recorded")

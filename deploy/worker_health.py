@@ -60,7 +60,11 @@ def _heartbeat() -> dict:
     if beat.tzinfo is None:
         beat = beat.replace(tzinfo=UTC)
     age = (datetime.now(UTC) - beat).total_seconds()
-    return {"status": "up" if age <= MAX_AGE_SECONDS else "stale", "last": beat.isoformat(), "age_seconds": round(age, 1)}
+    return {
+        "status": "up" if age <= MAX_AGE_SECONDS else "stale",
+        "last": beat.isoformat(),
+        "age_seconds": round(age, 1),
+    }
 
 
 def health() -> tuple[int, dict]:
@@ -76,7 +80,7 @@ def health() -> tuple[int, dict]:
 class Handler(BaseHTTPRequestHandler):
     server_version = "relay-worker-health"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         if self.path.split("?", 1)[0] not in ("/", "/health", "/health/"):
             self._send(404, {"error": {"code": "not_found", "message": "only /health/ is served", "details": {}}})
             return
@@ -91,7 +95,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002
+    def log_message(self, format: str, *args) -> None:
         # App Service pings every minute; log only failures.
         if len(args) > 1 and str(args[1]).startswith(("4", "5")):
             sys.stderr.write("worker-health: " + (format % args) + "\n")

@@ -193,6 +193,7 @@ class KnowledgeDocumentAdmin(admin.ModelAdmin):
     readonly_fields = ["source_file_name", "created_at", "updated_at"]
     inlines = [KnowledgeChunkInline]
     change_list_template = "admin/assistant/knowledgedocument/change_list.html"
+    actions = ["rebuild_chunks"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(chunk_total=Count("chunks"))
@@ -203,6 +204,16 @@ class KnowledgeDocumentAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         knowledge_document_save(document=obj)
+
+    @admin.action(description="Rebuild chunks and embeddings (after changing the AI provider)")
+    def rebuild_chunks(self, request: HttpRequest, queryset) -> None:
+        embedded = 0
+        for document in queryset:
+            knowledge_document_save(document=document)
+            embedded += document.chunks.filter(embedding__isnull=False).count()
+        self.message_user(
+            request, f"Rebuilt {queryset.count()} documents; {embedded} chunks have embeddings.", messages.SUCCESS
+        )
 
     def get_urls(self):
         preview = path(

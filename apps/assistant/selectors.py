@@ -50,13 +50,19 @@ def _active_chunks() -> QuerySet[KnowledgeChunk]:
 
 
 def knowledge_search(
-    *, query: str, limit: int | None = None, query_embedding: list[float] | None = None, min_score: float | None = None
+    *,
+    query: str,
+    limit: int | None = None,
+    query_embedding: list[float] | None = None,
+    embedding_model: str = "",
+    min_score: float | None = None,
 ) -> list[ScoredChunk]:
     """Active chunks ranked for `query`, best first, scores in [0, 1], at most `limit`, none below `min_score`.
 
     Full text on PostgreSQL (ts_rank_cd over the language's configuration, any query term may match),
     token overlap on SQLite. With `query_embedding`, chunks with a stored embedding are ranked by the mean of
     the text score and the cosine similarity (hybrid), so a paraphrase without shared words still ranks.
+    Only embeddings made by `embedding_model` (when given) are compared: vectors of two models do not mix.
     """
     limit = limit or settings.AI_RETRIEVAL_TOP_K
     min_score = settings.AI_MIN_RETRIEVAL_SCORE if min_score is None else min_score
@@ -69,7 +75,7 @@ def knowledge_search(
         text_scores = _fulltext_scores_python(query=query)
     scores = dict(text_scores)
     if query_embedding:
-        cosine = _embedding_scores(query_embedding)
+        cosine = _embedding_scores(query_embedding, embedding_model)
         if cosine:
             scores = {
                 chunk_id: (scores.get(chunk_id, 0.0) + max(cosine.get(chunk_id, 0.0), 0.0)) / 2
@@ -149,9 +155,12 @@ def _fulltext_scores_python(*, query: str) -> dict[int, float]:
     return scores
 
 
-def _embedding_scores(query_embedding: list[float]) -> dict[int, float]:
+def _embedding_scores(query_embedding: list[float], embedding_model: str) -> dict[int, float]:
     scores = {}
-    for chunk_id, embedding in _active_chunks().filter(embedding__isnull=False).values_list("id", "embedding"):
+    chunks = _active_chunks().filter(embedding__isnull=False)
+    if embedding_model:
+        chunks = chunks.filter(embedding_model=embedding_model)
+    for chunk_id, embedding in chunks.values_list("id", "embedding"):
         if isinstance(embedding, list) and len(embedding) == len(query_embedding):
             scores[chunk_id] = cosine_similarity(query_embedding, embedding)
     return scores

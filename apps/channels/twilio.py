@@ -289,6 +289,9 @@ class TwilioChannel(Channel):
             code = str(exc.code or "")
             status = int(exc.status or 0)
             message = getattr(exc, "msg", None) or getattr(exc, "detail", None) or getattr(exc, "title", "") or ""
+            # The library prefixes Twilio's message with its own ("Unable to create record: …"); keep Twilio's.
+            if message.startswith("Unable to ") and ": " in message:
+                message = message.split(": ", 1)[1]
             retry_after = _retry_after(headers)
             if code in TRANSIENT_CODES or status == 429:
                 return ChannelError(message, code or "429", retry_after=retry_after)

@@ -1,4 +1,8 @@
-"""An in-process Dramatiq worker for `make run` (stub broker, no separate worker process)."""
+"""An in-process Dramatiq worker for `make run` (stub broker, no separate worker process).
+
+It runs every queue (default, outbound, ai). The broker's WorkerMaintenance middleware starts the heartbeat
+and the sweeper when this worker boots, exactly as in a `rundramatiq` worker.
+"""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from apps.core.exceptions import ApplicationError
 
@@ -105,7 +106,7 @@ class WhatsAppTemplateAdmin(_InvalidatesIndex, admin.ModelAdmin):
                 format_html_join("", "<li>{}</li>", ((e,) for e in result.errors)),
             )
         else:
-            verdict = format_html('<p style="color:#2a7d2a"><strong>Valid</strong>: ready to send.</p>')
+            verdict = mark_safe('<p style="color:#2a7d2a"><strong>Valid</strong>: ready to send.</p>')
         resolved = ""
         if obj.data_source_id:
             if result.resolve_error:
@@ -138,7 +139,8 @@ class WhatsAppTemplateAdmin(_InvalidatesIndex, admin.ModelAdmin):
             self.message_user(request, f"Sync from ACS failed: {exc}", messages.ERROR)
             return
         intent_index_invalidate()
-        self.message_user(request, f"Synced from ACS: {result}", messages.SUCCESS)
+        summary = result.summary() if hasattr(result, "summary") else str(result)
+        self.message_user(request, f"Synced from ACS: {summary}", messages.SUCCESS)
 
 
 # --- Intents --------------------------------------------------------------------------------------

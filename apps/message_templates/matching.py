@@ -10,8 +10,10 @@ Matching rules:
 - A keyword matches whole words only: "donar" matches "quiero donar" but not "donaremos" (a different word).
   A phrase matches its words consecutively.
 - Typos: a message word of at least five letters matches a keyword word of at least five letters when their
-  Damerau-Levenshtein distance is 1 (2 for words of eight letters or more). Candidates come from a
-  deletion-neighbourhood dictionary, so the cost does not grow with the number of keywords.
+  Damerau-Levenshtein distance is 1 (2 when both have eight letters or more). Candidates come from a
+  symmetric deletion neighbourhood (every keyword word with one letter deleted, and two for long words,
+  looked up with the message word's own deletions), so the cost does not grow with the number of keywords;
+  rapidfuzz then checks the exact distance. Each message word's candidates are cached.
 - Confidence: 1.0 for an exact keyword or phrase, the mean per-word similarity × 0.95 for a fuzzy one, times
   the keyword's weight, clamped to [0, 1].
 - Ranking: confidence, then intent priority, then the longer phrase, then the intent name, then the
@@ -28,6 +30,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rapidfuzz.distance import DamerauLevenshtein
 
@@ -69,8 +72,7 @@ def normalize_word(word: str) -> str:
     return unicodedata.normalize("NFKD", word).translate(_STRIP_MARKS).casefold()
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     norm: str
     start: int
     end: int
@@ -78,8 +80,11 @@ class Token:
 
 def tokenize(text: str) -> tuple[str, list[Token]]:
     """The NFC form of `text` and its words (normalised) with their spans in that form."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
+    if text.isascii():
+        # Hot path: lower() keeps every position, so the words can be read from the lowered text directly.
+        lowered = text.lower()
+        return text, [Token(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(lowered)]
+    text = unicodedata.normalize("NFC", text)
     tokens = []
     for m in _WORD_RE.finditer(text):
         norm = normalize_word(m.group())
@@ -88,13 +93,26 @@ def tokenize(text: str) -> tuple[str, list[Token]]:
     return text, tokens
 
 
+def words_of(text: str) -> list[str]:
+    """Just the normalised words of `text` (the same ones `tokenize` finds, without spans): the fast path."""
+    if text.isascii():
+        return _WORD_RE.findall(text.lower())
+    found = (normalize_word(w) for w in _WORD_RE.findall(unicodedata.normalize("NFC", text)))
+    return [w for w in found if w]
+
+
 def normalize(text: str) -> str:
     """Text → space-separated normalised words ("¿Cuándo es?" → "cuando es")."""
     return " ".join(t.norm for t in tokenize(text)[1])
 
 
 def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+    """The word itself and every form of it with one letter deleted (two for words of eight letters or more)."""
+    once = {word[:i] + word[i + 1 :] for i in range(len(word))}
+    if len(word) < 8:
+        return once | {word}
+    twice = {w[:i] + w[i + 1 :] for w in once for i in range(len(w))}
+    return once | twice | {word}
 
 
 def _max_distance(word: str) -> int:
@@ -127,6 +145,7 @@ class Match:
 class _Entry:
     words: tuple[str, ...]
     row: KeywordRow
+    base_language: str
 
 
 @dataclass
@@ -135,7 +154,7 @@ class KeywordIndex:
 
     by_first_word: dict[str, list[_Entry]] = field(default_factory=dict)
     vocabulary: frozenset[str] = frozenset()
-    neighbourhood: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    neighbourhood: dict[str, set[str]] = field(default_factory=dict)
     patterns: dict[int, re.Pattern[str]] = field(default_factory=dict)
     _fuzzy_cache: OrderedDict[str, tuple[tuple[str, float], ...]] = field(default_factory=OrderedDict)
 
@@ -148,7 +167,8 @@ class KeywordIndex:
             words = tuple(t.norm for t in tokenize(row.phrase)[1])
             if not words:
                 continue
-            by_first.setdefault(words[0], []).append(_Entry(words, row))
+            base_language = row.language.replace("-", "_").split("_")[0].lower()
+            by_first.setdefault(words[0], []).append(_Entry(words, row, base_language))
             vocabulary.update(words)
             if row.entity_pattern and row.intent_id not in patterns:
                 # Refused at save time; an old bad row must not break matching.
@@ -157,12 +177,12 @@ class KeywordIndex:
         neighbourhood: dict[str, set[str]] = {}
         for word in vocabulary:
             if len(word) >= FUZZY_MIN_LENGTH:
-                for key in _deletions(word) | {word}:
+                for key in _deletions(word):
                     neighbourhood.setdefault(key, set()).add(word)
         return cls(
             by_first_word=by_first,
             vocabulary=frozenset(vocabulary),
-            neighbourhood={k: tuple(sorted(v)) for k, v in neighbourhood.items()},
+            neighbourhood=neighbourhood,
             patterns=patterns,
         )
 
@@ -175,8 +195,11 @@ class KeywordIndex:
         if cached is not None:
             return cached
         candidates: set[str] = set()
-        for key in _deletions(word) | {word}:
-            candidates.update(self.neighbourhood.get(key, ()))
+        neighbourhood = self.neighbourhood
+        for key in _deletions(word):
+            near = neighbourhood.get(key)
+            if near:
+                candidates.update(near)
         found = list(exact)
         for candidate in sorted(candidates):
             if candidate == word:
@@ -195,38 +218,43 @@ class KeywordIndex:
     def match(self, text: str, *, language: str = "") -> Match | None:
         """The best intent for `text`, or None. Keywords of `language` (or its base) are preferred; when
         none of them matches, keywords of any language are tried."""
-        nfc, tokens = tokenize(text)
-        if not tokens:
+        words = words_of(text)
+        if not words:
             return None
-        variants = [self._variants(t.norm) for t in tokens]
-        best: tuple | None = None
-        best_match: Match | None = None
+        variants = [self._variants(w) for w in words]
+        by_first_word = self.by_first_word
         base = language.split("_")[0].split("-")[0].lower()
         for pass_language in [base, None] if base else [None]:
+            best: tuple | None = None
             for i, token_variants in enumerate(variants):
                 for first, first_similarity in token_variants:
-                    for entry in self.by_first_word.get(first, ()):
+                    for entry in by_first_word.get(first, ()):
                         row = entry.row
-                        if pass_language is not None and row.language.split("_")[0].lower() != pass_language:
+                        if pass_language is not None and entry.base_language != pass_language:
                             continue
-                        similarity = self._phrase_similarity(entry.words, variants, i, first_similarity)
-                        if similarity is None:
-                            continue
+                        if len(entry.words) == 1:
+                            similarity = first_similarity
+                        else:
+                            similarity = self._phrase_similarity(entry.words, variants, i, first_similarity)
+                            if similarity is None:
+                                continue
                         confidence = 1.0 if similarity == 1.0 else similarity * FUZZY_FACTOR
                         confidence = max(0.0, min(1.0, confidence * row.weight))
                         key = (-confidence, -row.priority, -len(entry.words), row.intent_name, i, row.phrase)
-                        if best is None or key < best:
-                            best = key
-                            end = tokens[i + len(entry.words) - 1].end
-                            best_match = Match(
-                                intent_id=row.intent_id,
-                                intent_name=row.intent_name,
-                                confidence=round(confidence, 4),
-                                entity=self._entity(row.intent_id, nfc, tokens, i, i + len(entry.words), end),
-                                keyword=row.phrase,
-                            )
-            if best_match is not None:
-                return best_match
+                        if best is None or key < best[0]:
+                            best = (key, i, entry, confidence)
+            if best is not None:
+                _key, i, entry, confidence = best
+                row, after = entry.row, i + len(entry.words)
+                # Spans are only needed for the entity of the winner.
+                nfc, tokens = tokenize(text)
+                return Match(
+                    intent_id=row.intent_id,
+                    intent_name=row.intent_name,
+                    confidence=round(confidence, 4),
+                    entity=self._entity(row.intent_id, nfc, tokens, i, after, tokens[after - 1].end),
+                    keyword=row.phrase,
+                )
         return None
 
     @staticmethod

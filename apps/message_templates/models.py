@@ -79,6 +79,7 @@ class WhatsAppTemplate(models.Model):
 
     class Meta:
         ordering = ["name", "language"]
+        verbose_name = "WhatsApp template"
         constraints = [
             models.UniqueConstraint(fields=["name", "language"], name="template_unique_name_language"),
         ]

@@ -12,18 +12,16 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.utils import timezone
 
 from apps.core.exceptions import NotFoundError
 
 from .datasources import datasource_run
 from .exceptions import DataSourceError, TemplateValidationError
+from .formatting import value_format
 from .matching import KeywordIndex, KeywordRow
 from .models import (
     DataSource,
@@ -47,6 +45,7 @@ __all__ = [
     "template_get",
     "template_render",
     "template_values_resolve",
+    "value_format",
 ]
 
 MAX_BODY_LENGTH = 1024
@@ -119,10 +118,10 @@ def _shared_version() -> str | None:
 
 def _index_build() -> tuple[KeywordIndex, dict[int, tuple[list[str], tuple[Any, ...]]]]:
     field_names = [f.attname for f in Intent._meta.concrete_fields]
+    pk = field_names.index(Intent._meta.pk.attname)
     intents = {
-        values[0]: (field_names, values) for values in Intent.objects.filter(active=True).values_list(*field_names)
+        values[pk]: (field_names, values) for values in Intent.objects.filter(active=True).values_list(*field_names)
     }
-    assert field_names[0] == "id"
     rows = [
         KeywordRow(
             intent_id=k.intent_id,
@@ -187,69 +186,6 @@ def template_get(*, name: str, language: str = "") -> WhatsAppTemplate:
                 if accept(lang):
                     return template
     return candidates[0]
-
-
-_MONTHS = {
-    "es": [
-        "enero",
-        "febrero",
-        "marzo",
-        "abril",
-        "mayo",
-        "junio",
-        "julio",
-        "agosto",
-        "septiembre",
-        "octubre",
-        "noviembre",
-        "diciembre",
-    ],
-    "en": [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
-}
-_WEEKDAYS = {
-    "es": ["lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"],
-    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-}
-
-
-def value_format(value: Any, *, language: str = "es") -> str:
-    """A data source value as template text: dates in words in the template's language, others as str."""
-    lang = language.split("_")[0].lower()
-    lang = lang if lang in _MONTHS else "en"
-    if isinstance(value, datetime):
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value, UTC)
-        value = timezone.localtime(value)
-        day = _format_date(value.date(), lang)
-        return f"{day}, {value:%H:%M}"
-    if isinstance(value, date):
-        return _format_date(value, lang)
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, bool):
-        return ("sí" if value else "no") if lang == "es" else ("yes" if value else "no")
-    return str(value).strip()
-
-
-def _format_date(value: date, lang: str) -> str:
-    weekday = _WEEKDAYS[lang][value.weekday()]
-    month = _MONTHS[lang][value.month - 1]
-    if lang == "es":
-        return f"{weekday} {value.day} de {month} de {value.year}"
-    return f"{weekday} {value.day} {month} {value.year}"
 
 
 def template_values_resolve(*, template: WhatsAppTemplate, context: dict[str, str]) -> dict[str, str]:

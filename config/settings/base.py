@@ -126,6 +126,8 @@ DRAMATIQ_MIDDLEWARE = [
     "django_dramatiq.middleware.DbConnectionsMiddleware",
     # Worker heartbeat (cache key worker:heartbeat) and the sweeper that re-enqueues work left behind.
     "apps.interactions.middleware.WorkerMaintenance",
+    # Refreshes the statistics rollups every ROLLUP_REFRESH_INTERVAL_SECONDS.
+    "apps.interactions.statistics.middleware.RollupsRefresher",
 ]
 if REDIS_URL:
     DRAMATIQ_BROKER = {
@@ -267,6 +269,8 @@ TASK_MIN_BACKOFF_MS = env.int("TASK_MIN_BACKOFF_MS", default=5000)
 # Language of the pipeline's own texts (opt-out confirmation, rate-limit notice) when the contact's is unknown.
 DEFAULT_LANGUAGE = env.str("DEFAULT_LANGUAGE", default="es")
 WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
+# The app whose services answer what no template matched; empty = no AI, the fallback template answers.
+AI_FALLBACK_APP = env.str("AI_FALLBACK_APP", default="apps.assistant")
 RAW_PAYLOAD_RETENTION_DAYS = env.int("RAW_PAYLOAD_RETENTION_DAYS", default=30)
 DATASOURCE_STATEMENT_TIMEOUT_MS = env.int("DATASOURCE_STATEMENT_TIMEOUT_MS", default=2000)
 # How often a process checks the shared version of the keyword index (writers in-process reset it at once).

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RetryableError, az, env, retry  # noqa: E402
+from common import RetryableError, az, env, retry
 
 GENERATED_SECRETS = {
     "DJANGO-SECRET-KEY": lambda: secrets.token_urlsafe(50),
@@ -47,9 +47,21 @@ def secret_store(vault: str, name: str, value: str) -> None:
     try:
         os.chmod(path, 0o600)
         result = az(
-            "keyvault", "secret", "set", "--vault-name", vault, "--name", name,
-            "--file", path, "--encoding", "utf-8", "--query", "id", check=False,
-        )  # fmt: skip
+            "keyvault",
+            "secret",
+            "set",
+            "--vault-name",
+            vault,
+            "--name",
+            name,
+            "--file",
+            path,
+            "--encoding",
+            "utf-8",
+            "--query",
+            "id",
+            check=False,
+        )
     finally:
         os.unlink(path)
     if result.returncode != 0:
@@ -69,7 +81,7 @@ def operator_ip() -> str:
     override = os.environ.get("POSTGRES_CLIENT_IP", "").strip()
     if override:
         return override
-    with urllib.request.urlopen("https://api.ipify.org", timeout=10) as response:  # noqa: S310 (fixed https URL)
+    with urllib.request.urlopen("https://api.ipify.org", timeout=10) as response:
         return response.read().decode().strip()
 
 
@@ -88,18 +100,35 @@ def postgres_roles() -> None:
     ip = operator_ip()
     print(f"  opening the PostgreSQL firewall to {ip} for the role setup")
     az(
-        "postgres", "flexible-server", "firewall-rule", "create", "--resource-group", group, "--name", server,
-        "--rule-name", FIREWALL_RULE, "--start-ip-address", ip, "--end-ip-address", ip,
-    )  # fmt: skip
+        "postgres",
+        "flexible-server",
+        "firewall-rule",
+        "create",
+        "--resource-group",
+        group,
+        "--name",
+        server,
+        "--rule-name",
+        FIREWALL_RULE,
+        "--start-ip-address",
+        ip,
+        "--end-ip-address",
+        ip,
+    )
     try:
         token = AzureCliCredential().get_token(ENTRA_SCOPE).token
 
         def connect(dbname: str):
             try:
                 return psycopg.connect(
-                    host=host, dbname=dbname, user=admin, password=token, sslmode="require", autocommit=True,
+                    host=host,
+                    dbname=dbname,
+                    user=admin,
+                    password=token,
+                    sslmode="require",
+                    autocommit=True,
                     connect_timeout=15,
-                )  # fmt: skip
+                )
             except psycopg.OperationalError as exc:
                 raise RetryableError(str(exc).strip()) from exc
 
@@ -128,9 +157,19 @@ def postgres_roles() -> None:
             print(f"  grants on {database}: applied")
     finally:
         az(
-            "postgres", "flexible-server", "firewall-rule", "delete", "--resource-group", group, "--name", server,
-            "--rule-name", FIREWALL_RULE, "--yes", check=False,
-        )  # fmt: skip
+            "postgres",
+            "flexible-server",
+            "firewall-rule",
+            "delete",
+            "--resource-group",
+            group,
+            "--name",
+            server,
+            "--rule-name",
+            FIREWALL_RULE,
+            "--yes",
+            check=False,
+        )
         print("  PostgreSQL firewall closed again")
 
 

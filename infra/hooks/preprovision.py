@@ -20,8 +20,10 @@ def main() -> None:
         sys.exit("error: set AZURE_PRINCIPAL_NAME (azd env set AZURE_PRINCIPAL_NAME <your UPN>) or install az")
     result = subprocess.run(  # noqa: S603
         [az, "ad", "signed-in-user", "show", "--query", "userPrincipalName", "-o", "tsv"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     name = result.stdout.strip()
     if result.returncode != 0 or not name:
         sys.exit("error: cannot read the signed-in user (az login?); or azd env set AZURE_PRINCIPAL_NAME <name>")

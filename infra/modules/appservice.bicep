@@ -129,7 +129,6 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
     logs: [
       { category: 'AppServiceConsoleLogs', enabled: true }
       { category: 'AppServiceHTTPLogs', enabled: true }
-      { category: 'AppServiceAppLogs', enabled: true }
       { category: 'AppServicePlatformLogs', enabled: true }
     ]
     metrics: [{ category: 'AllMetrics', enabled: true }]

@@ -4,6 +4,10 @@ import pytest
 
 from apps.assistant.services import knowledge_document_create
 
+# The pipeline's fixtures (demo templates and intents, the sandbox channel, the broker drain), for the
+# end-to-end tests in test_pipeline.py.
+from tests.interactions.conftest import demo_templates, drain, sandbox  # noqa: F401
+
 HORARIOS = (
     "Los cultos de la Iglesia Vida Nueva son los domingos a las 10:00 y a las 18:00. "
     "La reunión de oración es los miércoles a las 19:30."

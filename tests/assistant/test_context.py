@@ -41,7 +41,7 @@ def test_the_context_is_kept_in_the_cache_with_the_session_expiry(openai_emulato
 
     ai_answer_generate(contact_key="+34600000402", text="¿A qué hora es el culto?")
 
-    [key] = [k for k in cache.keys("assistant:conversation:*")]
+    [key] = list(cache.keys("assistant:conversation:*"))
     assert "+34600000402" not in key  # the phone number is hashed
     assert 1790 <= cache.ttl(key) <= 1800
 
@@ -72,3 +72,25 @@ def test_a_question_without_an_answer_is_still_remembered_for_the_follow_up(chur
     ai_answer_generate(contact_key="c", text="¿Tienen algo para adolescentes?")
 
     assert conversation_history(contact_key="c") == [{"role": "user", "content": "¿Tienen algo para adolescentes?"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_for_one_contact_lose_no_turn(settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    settings.MAX_CONVERSATION_HISTORY = 100
+
+    def append(n: int) -> None:
+        try:
+            conversation_append(contact_key="busy", turns=[("user", f"mensaje {n}")])
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(append, range(40)))
+
+    assert sorted(t["content"] for t in conversation_history(contact_key="busy")) == sorted(
+        f"mensaje {n}" for n in range(40)
+    )

@@ -179,3 +179,30 @@ def test_transcription_without_ai_is_a_permanent_error(settings, tmp_path, db):
 def test_a_missing_audio_file_is_a_permanent_error(openai_emulator, tmp_path):
     with pytest.raises(AIPermanentError, match="unreadable"):
         ai_transcribe(media_path=str(tmp_path / "missing.ogg"), mime_type="audio/ogg")
+
+
+def test_a_text_attachment_is_read_like_a_document(openai_emulator, church_knowledge, tmp_path):
+    notes = tmp_path / "notas.txt"
+    notes.write_text("Lista de compras: pan y vino.", encoding="utf-8")
+
+    ai_answer_generate(
+        contact_key="+34600000110", text="¿Qué dice?", media_path=str(notes), media_mime_type="text/plain"
+    )
+
+    content = openai_emulator.chat_requests()[0]["messages"][-1]["content"]
+    assert content == "¿Qué dice?\n\n--- Document ---\nLista de compras: pan y vino."
+
+
+def test_an_english_contact_gets_english_rules_and_replies(openai_emulator, church_knowledge, tmp_path):
+    archive = tmp_path / "x.zip"
+    archive.write_bytes(b"PK")
+
+    ai_answer_generate(contact_key="+447700900001", text="What time is the culto?", language="en_GB")
+    unsupported = ai_answer_generate(
+        contact_key="+447700900001", text="", media_path=str(archive), media_mime_type="application/zip", language="en"
+    )
+
+    system = openai_emulator.chat_requests()[0]["messages"][0]["content"]
+    assert "Answer in English" in system
+    assert "Sorry, I don't have information about that." in system
+    assert unsupported.text == "Thanks for your message. For now I can only read text, images, voice notes and PDFs."

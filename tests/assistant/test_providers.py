@@ -12,7 +12,7 @@ from apps.assistant.services import (
 )
 from apps.core.crypto import secret_decrypt
 from apps.core.exceptions import ApplicationError, ConflictError
-from tests.emulators.openai import AZURE_API_KEY, header
+from tests.emulators.openai import AZURE_API_KEY, ENTRA_TOKEN, IDENTITY_HEADER, IDENTITY_PATH, header
 
 pytestmark = pytest.mark.django_db
 
@@ -181,3 +181,31 @@ def test_retry_after_as_an_http_date_and_in_milliseconds(openai_emulator, church
     with pytest.raises(AITransientError) as caught:
         ai_answer_generate(contact_key="+34600000204", text="¿A qué hora es el culto?")
     assert caught.value.retry_after == 0.0  # a date in the past: retry now
+
+
+def test_azure_with_entra_id_sends_a_managed_identity_token(openai_emulator, church_knowledge, monkeypatch):
+    # App Service managed identity, served by the emulator: DefaultAzureCredential finds it in the environment.
+    for name in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", openai_emulator.base_url + IDENTITY_PATH)
+    monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
+    ai_configuration_create(
+        name="azure-entra",
+        provider="azure_openai",
+        base_url=openai_emulator.base_url,
+        api_version="2024-10-21",
+        deployment="chat-deploy",
+        model="gpt-4o-mini",
+        use_entra_id=True,
+        activate=True,
+    )
+
+    answer = ai_answer_generate(contact_key="+34600000205", text="¿A qué hora es el culto?")
+
+    assert answer.source == "model"
+    token_request, chat = openai_emulator.requests
+    assert token_request.path == IDENTITY_PATH
+    assert token_request.query["resource"] == ["https://cognitiveservices.azure.com"]
+    assert chat.path == "/openai/deployments/chat-deploy/chat/completions"
+    assert header(chat, "Authorization") == f"Bearer {ENTRA_TOKEN}"
+    assert header(chat, "api-key") is None

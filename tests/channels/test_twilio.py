@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import socket
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from tests.emulators.twilio_requests import (
     INBOUND_PATH,
     STATUS_PATH,
     twilio_fixture,
+    twilio_signature,
     twilio_signed,
 )
 
@@ -118,6 +120,22 @@ def test_public_base_url_setting_also_validates_without_forwarded_headers(twilio
     headers = {"HTTP_X_TWILIO_SIGNATURE": headers["HTTP_X_TWILIO_SIGNATURE"]}
     request = RequestFactory().post(INBOUND_PATH, data=urlencode(form), content_type=FORM_CONTENT_TYPE, **headers)
     channel_get("twilio").verify(request)
+
+
+def test_json_bodied_webhook_is_checked_against_its_body_hash(twilio_settings):
+    """Twilio signs JSON webhooks over the URL with ?bodySHA256=; the body itself must match that hash."""
+    body = json.dumps({"MessageSid": SID, "Body": "hola"}).encode()
+    path = f"{INBOUND_PATH}?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    signature = twilio_signature(f"http://testserver{path}", {})
+    channel = channel_get("twilio")
+    channel.verify(
+        RequestFactory().post(path, data=body, content_type="application/json", HTTP_X_TWILIO_SIGNATURE=signature)
+    )
+    forged = RequestFactory().post(
+        path, data=body.replace(b"hola", b"adios"), content_type="application/json", HTTP_X_TWILIO_SIGNATURE=signature
+    )
+    with pytest.raises(SignatureError):
+        channel.verify(forged)
 
 
 def test_missing_auth_token_refuses_every_request(twilio_settings):
@@ -370,6 +388,7 @@ def test_twilio_error_codes_are_mapped(twilio_emulator, code, status, permanent)
     with pytest.raises(ChannelError) as caught:
         channel_get("twilio").send(_outbound(text="Hola"))
     assert caught.value.code == str(code)
+    assert caught.value.message == f"Twilio error {code}"
     assert caught.value.permanent is permanent
     assert caught.value.ambiguous is False
 

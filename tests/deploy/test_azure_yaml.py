@@ -67,15 +67,6 @@ def test_each_hook_has_a_posix_and_a_windows_script_that_exist(azure_yaml, hook)
     assert (ROOT / "infra" / "hooks" / f"{hook}.py").is_file()
 
 
-def test_the_postdeploy_hook_subscribes_both_acs_event_types_to_the_webhook_with_its_secret():
-    source = (ROOT / "infra" / "hooks" / "postdeploy.py").read_text()
-    assert "Microsoft.Communication.AdvancedMessageReceived" in source
-    assert "Microsoft.Communication.AdvancedMessageDeliveryStatusUpdated" in source
-    assert '"/api/v1/whatsapp/webhook/"' in source
-    assert "?code=" in source
-    assert '"event-subscription", verb' in source  # create, or update when it exists
-
-
 def test_the_postprovision_hook_generates_a_valid_fernet_key_and_url_safe_webhook_secret():
     import importlib.util
     import re

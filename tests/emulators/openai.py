@@ -21,6 +21,7 @@ import math
 import re
 import struct
 import threading
+import time
 import unicodedata
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +34,9 @@ from tests.emulators.base import Emulator, RecordedRequest, Reply
 API_KEY = "sk-test-openai-emulator-key"
 AZURE_API_KEY = "azure-test-emulator-key"
 ENTRA_TOKEN = "entra-test-token"
+# App Service managed identity: azure-identity reads IDENTITY_ENDPOINT / IDENTITY_HEADER and GETs a token there.
+IDENTITY_PATH = "/msi/token"
+IDENTITY_HEADER = "identity-test-header"
 EMBEDDING_DIMENSIONS = 64
 
 _AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<operation>.+)$")
@@ -72,6 +76,7 @@ class OpenAIEmulator(Emulator):
         self._reply_fn: Callable[[dict[str, Any]], str] | None = None
         self._gate = threading.Event()
         self._gate.set()
+        self.held = 0  # chat completions waiting at the gate
 
     @property
     def openai_base_url(self) -> str:
@@ -104,6 +109,14 @@ class OpenAIEmulator(Emulator):
     def release(self) -> None:
         self._gate.set()
 
+    def wait_until_held(self, count: int = 1, *, timeout: float = 10.0) -> None:
+        """Poll until `count` chat completions are waiting at the gate, or raise TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while self.held < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"openai: {self.held} of {count} held requests after {timeout}s")
+            time.sleep(0.02)
+
     # --- views for assertions -----------------------------------------------------------------------
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r.json() for r in self.requests if r.path.endswith("/chat/completions")]
@@ -117,6 +130,10 @@ class OpenAIEmulator(Emulator):
     # --- protocol -----------------------------------------------------------------------------------
     def authorize(self, request: RecordedRequest) -> Reply | None:
         headers = {k.lower(): v for k, v in request.headers.items()}
+        if request.path == IDENTITY_PATH:
+            if headers.get("x-identity-header") != IDENTITY_HEADER:
+                return Reply(401, {"error": "invalid_request", "error_description": "bad X-IDENTITY-HEADER"})
+            return None
         if request.path.startswith("/openai/"):
             if headers.get("api-key") == self.azure_api_key:
                 return None
@@ -136,6 +153,17 @@ class OpenAIEmulator(Emulator):
         return None
 
     def route(self, request: RecordedRequest) -> Reply:
+        if request.path == IDENTITY_PATH and request.method == "GET":
+            resource = (request.query.get("resource") or [""])[0]
+            return Reply(
+                200,
+                {
+                    "access_token": ENTRA_TOKEN,
+                    "expires_on": str(int(time.time()) + 3600),
+                    "resource": resource,
+                    "token_type": "Bearer",
+                },
+            )
         if request.method != "POST":
             return _error(405, "Method not allowed", type_="invalid_request_error")
         operation = None
@@ -164,7 +192,14 @@ class OpenAIEmulator(Emulator):
         problem = self._chat_problem(body)
         if problem:
             return _error(400, problem, type_="invalid_request_error")
-        self._gate.wait(timeout=30)
+        if not self._gate.is_set():
+            with self._lock:
+                self.held += 1
+            try:
+                self._gate.wait(timeout=30)
+            finally:
+                with self._lock:
+                    self.held -= 1
         with self._lock:
             scripted = self._replies.popleft() if self._replies else None
         if scripted is None:

@@ -59,17 +59,24 @@ def test_sandbox_conversation_after_an_id_returns_only_newer_messages(client, sa
 
 
 def test_unmatched_text_without_the_assistant_app_gets_the_request_received_template(
-    client, sandbox, demo_templates, drain, settings
+    client, sandbox, demo_templates, settings, drain
 ):
-    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "apps.assistant"]
-    client.post(URL, {"phone": "+254700000003", "text": "qwerty"}, content_type="application/json")
+    settings.AI_FALLBACK_APP = ""  # as when apps.assistant is not installed
+    inbound = client.post(URL, {"phone": "+254700000003", "text": "qwerty"}, content_type="application/json")
     drain()
 
     interaction = Interaction.objects.get()
+    assert interaction.message_id == inbound.json()["message"]["id"]
     assert interaction.route == "unmatched"
     assert interaction.template_name == "vea_request_received"
     assert interaction.reply.template_name == "vea_request_received"
-    assert interaction.context["ai_pending"] is False
+    assert interaction.reply.text == "Hola amigo, recibimos tu mensaje."
+    assert interaction.context == {
+        "reason": "no intent matched",
+        "ai_pending": False,
+        "ai": "not installed",
+        "parameters": [["nombre", "amigo"]],
+    }
 
 
 def test_sandbox_is_not_served_when_disabled(client, settings):

@@ -31,10 +31,10 @@ from apps.assistant.services.context import conversation_append, conversation_hi
 from apps.assistant.services.media import (
     PDF_MAX_PROMPT_CHARS,
     MediaRejected,
+    document_text,
     image_data_url,
     media_kind,
     media_read,
-    pdf_text,
 )
 from apps.assistant.services.replies import LANGUAGE_NAMES, reply_fit, reply_language, reply_text
 
@@ -198,14 +198,22 @@ def ai_answer_generate(
         user_turn = text
     elif kind == "image":
         chunks = _retrieve(config=config, query=text, history=[]) if text else []
-        answer = _answer_image(config=config, text=text, media_path=media_path, mime=media_mime_type,
-                               chunks=chunks, history=history, lang=lang)  # fmt: skip
+        answer = _answer_image(
+            config=config,
+            text=text,
+            media_path=media_path,
+            mime=media_mime_type,
+            chunks=chunks,
+            history=history,
+            lang=lang,
+        )
         user_turn = f"[image] {text}".strip()
     elif kind in ("pdf", "text_file"):
         chunks = _retrieve(config=config, query=text, history=[]) if text else []
-        answer = _answer_document(config=config, text=text, media_path=media_path, chunks=chunks,
-                                  history=history, lang=lang)  # fmt: skip
-        user_turn = f"[PDF] {text}".strip()
+        answer = _answer_document(
+            config=config, text=text, media_path=media_path, kind=kind, chunks=chunks, history=history, lang=lang
+        )
+        user_turn = f"[{'PDF' if kind == 'pdf' else 'document'}] {text}".strip()
     else:
         answer = AIAnswer(text=reply_text("unsupported", lang), source="none")
         user_turn = ""
@@ -218,8 +226,9 @@ def ai_answer_generate(
 
 
 def _retrieve(*, config: ProviderConfig | None, query: str, history: list[dict[str, str]]) -> list[ScoredChunk]:
+    model = config.embedding_model if config is not None else ""
     embedding = _query_embedding(config=config, query=query)
-    chunks = knowledge_search(query=query, query_embedding=embedding)
+    chunks = knowledge_search(query=query, query_embedding=embedding, embedding_model=model)
     if chunks or not history or config is None:
         return chunks
     # A follow-up ("¿y a qué hora?") carries its subject in the previous question. Only with a model, which
@@ -228,7 +237,8 @@ def _retrieve(*, config: ProviderConfig | None, query: str, history: list[dict[s
     if not previous:
         return []
     combined = f"{previous} {query}"
-    return knowledge_search(query=combined, query_embedding=_query_embedding(config=config, query=combined))
+    embedding = _query_embedding(config=config, query=combined)
+    return knowledge_search(query=combined, query_embedding=embedding, embedding_model=model)
 
 
 def _query_embedding(*, config: ProviderConfig | None, query: str) -> list[float] | None:
@@ -272,8 +282,9 @@ def _grounded_system_prompt(*, config: ProviderConfig, chunks: list[ScoredChunk]
     return "\n\n".join(parts)
 
 
-def _model_answer(*, config: ProviderConfig, messages: list[dict[str, Any]], chunks: list[ScoredChunk],
-                  lang: str, operation: str) -> AIAnswer:  # fmt: skip
+def _model_answer(
+    *, config: ProviderConfig, messages: list[dict[str, Any]], chunks: list[ScoredChunk], lang: str, operation: str
+) -> AIAnswer:
     started = time.monotonic()
     completion = provider_chat(config=config, messages=messages, operation=operation)
     latency_ms = int((time.monotonic() - started) * 1000)
@@ -300,8 +311,9 @@ def _excerpt(chunks: list[ScoredChunk]) -> AIAnswer:
     )
 
 
-def _answer_text(*, config: ProviderConfig | None, text: str, chunks: list[ScoredChunk],
-                 history: list[dict[str, str]], lang: str) -> AIAnswer:  # fmt: skip
+def _answer_text(
+    *, config: ProviderConfig | None, text: str, chunks: list[ScoredChunk], history: list[dict[str, str]], lang: str
+) -> AIAnswer:
     if config is None:
         return _excerpt(chunks) if chunks else AIAnswer(text="", source="none")
     # With no passage the model is still asked: the rules make it answer with the configured no-knowledge
@@ -314,8 +326,16 @@ def _answer_text(*, config: ProviderConfig | None, text: str, chunks: list[Score
     return _model_answer(config=config, messages=messages, chunks=chunks, lang=lang, operation="answer")
 
 
-def _answer_image(*, config: ProviderConfig | None, text: str, media_path: str, mime: str,
-                  chunks: list[ScoredChunk], history: list[dict[str, str]], lang: str) -> AIAnswer:  # fmt: skip
+def _answer_image(
+    *,
+    config: ProviderConfig | None,
+    text: str,
+    media_path: str,
+    mime: str,
+    chunks: list[ScoredChunk],
+    history: list[dict[str, str]],
+    lang: str,
+) -> AIAnswer:
     if config is None:
         return _excerpt(chunks) if chunks else AIAnswer(text=reply_text("image_no_ai", lang), source="none")
     try:
@@ -341,18 +361,26 @@ def _answer_image(*, config: ProviderConfig | None, text: str, media_path: str, 
     return _model_answer(config=config, messages=messages, chunks=chunks, lang=lang, operation="vision")
 
 
-def _answer_document(*, config: ProviderConfig | None, text: str, media_path: str, chunks: list[ScoredChunk],
-                     history: list[dict[str, str]], lang: str) -> AIAnswer:  # fmt: skip
+def _answer_document(
+    *,
+    config: ProviderConfig | None,
+    text: str,
+    media_path: str,
+    kind: str,
+    chunks: list[ScoredChunk],
+    history: list[dict[str, str]],
+    lang: str,
+) -> AIAnswer:
     if config is None:
         return _excerpt(chunks) if chunks else AIAnswer(text=reply_text("document_no_ai", lang), source="none")
     try:
-        document = pdf_text(content=media_read(media_path=media_path))
+        document = document_text(content=media_read(media_path=media_path), kind=kind)
     except MediaRejected as exc:
         return AIAnswer(text=reply_text(_media_reply(exc), lang), source="none")
     if len(document) > PDF_MAX_PROMPT_CHARS:
         document = document[:PDF_MAX_PROMPT_CHARS] + "\n[…]"
     extra = (
-        "The user sent a PDF document; its text is in their message. Answer their question about it from the "
+        "The user sent a document; its text is in their message. Answer their question about it from the "
         "document's text, or summarise it briefly when they ask nothing. For facts about the organisation "
         "itself use only the knowledge passages."
     )
@@ -360,7 +388,7 @@ def _answer_document(*, config: ProviderConfig | None, text: str, media_path: st
     messages = [
         {"role": "system", "content": _grounded_system_prompt(config=config, chunks=chunks, lang=lang, extra=extra)},
         *history,
-        {"role": "user", "content": f"{question}\n\n--- PDF ---\n{document}"},
+        {"role": "user", "content": f"{question}\n\n--- {'PDF' if kind == 'pdf' else 'Document'} ---\n{document}"},
     ]
     return _model_answer(config=config, messages=messages, chunks=chunks, lang=lang, operation="document")
 

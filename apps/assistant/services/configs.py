@@ -82,8 +82,9 @@ def ai_configuration_save(
     return configuration
 
 
-def ai_configuration_create(*, name: str, model: str, api_key: str = "", activate: bool = False,
-                            **fields: Any) -> AIConfiguration:  # fmt: skip
+def ai_configuration_create(
+    *, name: str, model: str, api_key: str = "", activate: bool = False, **fields: Any
+) -> AIConfiguration:
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"unknown fields: {', '.join(sorted(unknown))}")
@@ -91,8 +92,9 @@ def ai_configuration_create(*, name: str, model: str, api_key: str = "", activat
     return ai_configuration_save(configuration=configuration, api_key=api_key, activate=activate)
 
 
-def ai_configuration_update(*, configuration: AIConfiguration, api_key: str | None = None,
-                            activate: bool | None = None, **fields: Any) -> AIConfiguration:  # fmt: skip
+def ai_configuration_update(
+    *, configuration: AIConfiguration, api_key: str | None = None, activate: bool | None = None, **fields: Any
+) -> AIConfiguration:
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"unknown fields: {', '.join(sorted(unknown))}")

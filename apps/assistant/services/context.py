@@ -11,6 +11,8 @@ import hashlib
 from django.conf import settings
 from django.core.cache import cache
 
+from apps.core.locks import advisory_lock
+
 ROLES = ("user", "assistant")
 
 
@@ -35,11 +37,14 @@ def conversation_append(*, contact_key: str, turns: list[tuple[str, str]]) -> No
     """Add (role, content) turns, keep the last MAX_CONVERSATION_HISTORY and renew the expiry."""
     if not contact_key:
         return
-    history = conversation_history(contact_key=contact_key)
-    history.extend({"role": role, "content": content} for role, content in turns if role in ROLES and content)
-    limit = max(int(settings.MAX_CONVERSATION_HISTORY), 0)
-    history = history[-limit:] if limit else []
-    cache.set(_key(contact_key), history, timeout=_timeout_seconds())
+    # Two answers for one contact may finish at once (ai_answer runs on several workers): read-modify-write
+    # under a lock so neither turn is lost.
+    with advisory_lock("assistant-conversation", contact_key):
+        history = conversation_history(contact_key=contact_key)
+        history.extend({"role": r, "content": c} for r, c in turns if r in ROLES and c)
+        limit = max(int(settings.MAX_CONVERSATION_HISTORY), 0)
+        history = history[-limit:] if limit else []
+        cache.set(_key(contact_key), history, timeout=_timeout_seconds())
 
 
 def conversation_reset(*, contact_key: str) -> None:

@@ -35,7 +35,7 @@ def media_kind(mime_type: str) -> str:
     if mime.startswith("audio/"):
         return "audio"
     if mime in TEXT_TYPES:
-        return "text"
+        return "text_file"
     return "unsupported"
 
 
@@ -55,6 +55,16 @@ def media_read(*, media_path: str) -> bytes:
 
 def image_data_url(*, content: bytes, mime_type: str) -> str:
     return f"data:{mime_type};base64,{base64.b64encode(content).decode()}"
+
+
+def document_text(*, content: bytes, kind: str) -> str:
+    """The text of a PDF or a plain-text attachment; MediaRejected when unreadable or empty."""
+    if kind == "pdf":
+        return pdf_text(content=content)
+    text = content.decode("utf-8", errors="replace").strip()
+    if not text:
+        raise MediaRejected("empty")
+    return text
 
 
 def pdf_text(*, content: bytes, max_pages: int | None = None) -> str:

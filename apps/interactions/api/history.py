@@ -112,7 +112,7 @@ class HistoryApi(ReadApiView):
         body = {
             "contact": {
                 "id": contact.pk,
-                "phone_number": contact.phone,
+                "phone": contact.phone,
                 "profile_name": contact.profile_name,
                 "channel": contact.channel,
                 "last_inbound_at": contact.last_inbound_at,

@@ -18,7 +18,10 @@ DEFAULT_RANGE_DAYS = 30
 
 def _moment(value: str, tz: ZoneInfo, *, end: bool) -> datetime:
     """A date (a whole local day: its start, or for `end` the start of the next day) or an ISO datetime."""
-    day = parse_date(value) if len(value) == 10 else None
+    try:
+        day = parse_date(value) if len(value) == 10 else None
+    except ValueError:
+        day = None
     if day is not None:
         if end:
             day += timedelta(days=1)

@@ -13,6 +13,7 @@ from .ingest import (
     inbound_record,
     status_apply,
     status_record,
+    status_updates_replay,
     webhook_log_write,
 )
 from .maintenance import PurgeReport, SweepReport, payloads_purge, sweeper_run
@@ -57,6 +58,7 @@ __all__ = [
     "reply_idempotency_key",
     "status_apply",
     "status_record",
+    "status_updates_replay",
     "sweeper_run",
     "template_reply",
     "webhook_log_write",

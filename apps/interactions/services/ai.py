@@ -33,11 +33,13 @@ logger = logging.getLogger(__name__)
 
 
 def assistant_services() -> ModuleType | None:
-    """`apps.assistant.services` when that app is installed and importable, else None."""
-    if not django_apps.is_installed("apps.assistant"):
+    """`<settings.AI_FALLBACK_APP>.services` (apps.assistant) when that app is installed and importable, else
+    None. An empty AI_FALLBACK_APP turns the AI fallback off: unmatched messages get the fallback template."""
+    app = getattr(settings, "AI_FALLBACK_APP", "apps.assistant")
+    if not app or not django_apps.is_installed(app):
         return None
     try:
-        return import_module("apps.assistant.services")
+        return import_module(f"{app}.services")
     except ImportError:
         logger.exception("apps.assistant is installed but its services cannot be imported")
         return None
@@ -128,7 +130,8 @@ def ai_reply_process(*, message_id: int) -> None:
     context: dict[str, Any] = {}
     try:
         path, mime = media_path(message), (message.media or {}).get("mime_type", "")
-        if message.kind == MessageKind.AUDIO and path:
+        configured = assistant.ai_configured()
+        if message.kind == MessageKind.AUDIO and path and configured:
             transcript = assistant.ai_transcribe(media_path=path, mime_type=mime)
             context["transcript"] = transcript
             text = transcript.strip()
@@ -153,7 +156,7 @@ def ai_reply_process(*, message_id: int) -> None:
             path = ""  # the transcript stands for the audio from here on
 
         # No keyword match (or too weak a one): let the model pick among the intents before answering freely.
-        if text and assistant.ai_configured():
+        if text and configured:
             intent, choice = _classify(assistant, text)
             if choice is not None:
                 context["classification"] = {

@@ -232,6 +232,7 @@ class IngestResult:
     messages: list[Message]
     duplicates: int
     statuses: int
+    skipped: int = 0
 
 
 @transaction.atomic
@@ -248,10 +249,16 @@ def events_ingest(
     caller must then answer non-2xx so that the provider retries.
     """
     messages: list[Message] = []
-    duplicates = statuses = 0
+    duplicates = statuses = skipped = 0
     for event in events:
         if isinstance(event, InboundEvent):
-            message = inbound_record(event=event)
+            try:
+                message = inbound_record(event=event)
+            except ValueError as exc:
+                # No usable sender (neither a phone number nor a BSUID): skip this item, keep the others.
+                logger.warning("skipped %s item %s: %s", channel, event.provider_message_id, exc)
+                skipped += 1
+                continue
             if message is None:
                 duplicates += 1
             else:
@@ -261,7 +268,7 @@ def events_ingest(
             statuses += 1
     if log is not None:
         webhook_log_write(channel=channel, events=len(events), **log)
-    return IngestResult(messages=messages, duplicates=duplicates, statuses=statuses)
+    return IngestResult(messages=messages, duplicates=duplicates, statuses=statuses, skipped=skipped)
 
 
 def webhook_log_write(

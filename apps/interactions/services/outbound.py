@@ -19,6 +19,7 @@ from django.utils import timezone
 from apps.channels.base import ChannelError, Media, MessageKind, OutboundMessage, TemplateParameter
 from apps.channels.registry import channel_get
 from apps.channels.throttle import send_throttle_wait
+from apps.core.exceptions import ApplicationError
 from apps.core.locks import advisory_lock
 from apps.core.phone import mask
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+MEDIA_KINDS = frozenset({"image", "document", "audio", "video"})
 # Fixed namespace: the same inputs give the same key in every process and release.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4a7b-9f41-2c8e5b7d9a10")
 
@@ -147,7 +149,7 @@ def outbound_text_create(
     _not_opted_out(contact)
     _window_require(contact)
     if not text.strip():
-        raise ValueError("an outbound text cannot be empty")
+        raise ApplicationError("An outbound text cannot be empty.", code="EMPTY_TEXT")
     return _insert(contact=contact, channel=channel, key=key, in_reply_to=in_reply_to, kind="text", text=text)
 
 
@@ -203,10 +205,15 @@ def outbound_media_create(
     in_reply_to: Message | None = None,
     idempotency_key: str | None = None,
 ) -> Message:
-    """Queue an image / document / audio / video by public URL. Free-form: the 24-hour window applies."""
+    """Queue an image / document / audio / video by public URL. Free-form: the 24-hour window applies.
+
+    Raises ApplicationError (UNSUPPORTED_MEDIA_KIND) for another kind, WindowClosedError, OptedOutError.
+    """
+    if kind not in MEDIA_KINDS:
+        raise ApplicationError(
+            f"Not a media kind: {kind!r}.", {"allowed": sorted(MEDIA_KINDS)}, code="UNSUPPORTED_MEDIA_KIND"
+        )
     kind = MessageKind(kind)
-    if kind not in (MessageKind.IMAGE, MessageKind.DOCUMENT, MessageKind.AUDIO, MessageKind.VIDEO):
-        raise ValueError(f"not a media kind: {kind}")
     content = {"media_url": media_url, "kind": str(kind), "caption": caption, "file_name": file_name}
     key = idempotency_key_normalize(idempotency_key) if idempotency_key else _default_key(in_reply_to, content)
     if (existing := _existing(key, contact)) is not None:

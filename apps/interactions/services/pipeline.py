@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.channels.base import MessageKind
 from apps.core.locks import advisory_lock
-from apps.core.phone import mask
+from apps.core.phone import InvalidPhoneNumber, mask, phone_normalize
 from apps.core.ratelimit import rate_hit
 
 from ..exceptions import OptedOutError, WindowClosedError
@@ -55,6 +55,17 @@ def command_word(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text or "")
     folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return "".join(ch for ch in folded.upper() if ch.isalnum())
+
+
+def _allowed_numbers() -> set[str]:
+    """settings.ALLOWED_PHONE_NUMBERS as E.164 (an entry written without "+" still counts)."""
+    allowed = set()
+    for raw in settings.ALLOWED_PHONE_NUMBERS:
+        try:
+            allowed.add(phone_normalize(raw))
+        except InvalidPhoneNumber:
+            logger.warning("ALLOWED_PHONE_NUMBERS has an unusable entry %s", mask(raw))
+    return allowed
 
 
 @dataclass
@@ -137,7 +148,7 @@ def _decide(message: Message, contact: Contact) -> Decision:
     text = (message.text or message.payload or "").strip()
     word = command_word(text)
 
-    if settings.ALLOWED_PHONE_NUMBERS and contact.phone not in settings.ALLOWED_PHONE_NUMBERS:
+    if settings.ALLOWED_PHONE_NUMBERS and contact.phone not in _allowed_numbers():
         return Decision(Route.BLOCKED, context={"reason": "not in ALLOWED_PHONE_NUMBERS"})
 
     if word in OPT_IN_WORDS:

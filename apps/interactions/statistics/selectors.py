@@ -93,7 +93,7 @@ def _plan(query: StatisticsQuery, window: tuple[datetime | None, datetime | None
         return [("raw", start, end)]
     a = max(_hour_ceil(start), rolled_from)
     b = min(hour_floor(end), rolled_through)
-    if a >= b:
+    if a >= b or (query.group_by in GROUP_BY_TIME and not _whole_hour_offsets(query)):
         return [("raw", start, end)]
     segments: list[Segment] = []
     if start < a:
@@ -111,6 +111,21 @@ def _plan(query: StatisticsQuery, window: tuple[datetime | None, datetime | None
     if b < end:
         segments.append(("raw", b, end))
     return segments
+
+
+def _whole_hour_offsets(query: StatisticsQuery) -> bool:
+    """Whether local days in the zone start on UTC hours (not India's +5:30 or Nepal's +5:45), checked daily.
+
+    Hours cannot be split, so a zone with a fractional offset is bucketed from the raw rows.
+    """
+    moment = query.start
+    while True:
+        offset = moment.astimezone(query.tz).utcoffset()
+        if offset is None or offset.total_seconds() % 3600:
+            return False
+        if moment >= query.end:
+            return True
+        moment = min(moment + DAY, query.end)
 
 
 def _hour_ceil(moment: datetime) -> datetime:

@@ -96,9 +96,12 @@ class Command(BaseCommand):
         fields = self._fields(options)
         model = fields.pop("model", "")
         configuration = ai_configuration_create(
-            name=options["name"], model=model, api_key=self._api_key(options) or "",
-            activate=options["activate"], **fields,
-        )  # fmt: skip
+            name=options["name"],
+            model=model,
+            api_key=self._api_key(options) or "",
+            activate=options["activate"],
+            **fields,
+        )
         self.stdout.write(
             self.style.SUCCESS(f"Created {configuration.name}{' (active)' if configuration.active else ''}")
         )

@@ -105,7 +105,7 @@ class Command(BaseCommand):
                 what = "text"
         except ApplicationError as exc:
             hint = ""
-            if exc.extra.get("template"):
+            if exc.code == "WINDOW_CLOSED" and exc.extra.get("template"):
                 hint = f" Send a template instead, e.g. --template {exc.extra['template']}."
             raise CommandError(f"{exc.message}{hint}") from exc
         self.stdout.write(f"→ queued {what} #{message.pk} to {mask(phone)} on {message.channel}")
