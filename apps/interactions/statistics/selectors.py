@@ -14,12 +14,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, F, IntegerField, Q, QuerySet, Sum
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, TruncDate, TruncWeek
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate, TruncWeek
 
 from ..models import (
+    LATENCY_COLUMNS,
     ContactDailySketch,
+    DeliveryErrorRollup,
     Interaction,
     InteractionDailyRollup,
     InteractionHourlyRollup,
@@ -27,8 +28,8 @@ from ..models import (
     Route,
 )
 from .hll import sketch_add, sketch_estimate, sketch_merge
-from .latency import LATENCY_BUCKETS, histogram_add, histogram_empty, histogram_percentile
-from .services import DAY, HOUR, PENDING_STATUSES, day_floor, hour_floor, latency_histogram_aggregates, rollup_window
+from .latency import histogram_add, histogram_empty, histogram_percentile
+from .services import COUNTERS, DAY, HOUR, day_floor, hour_floor, raw_aggregates, rollup_window
 
 GROUP_BY_TIME = ("day", "week")
 GROUP_BY_DIMENSION = {"intent": "intent", "template": "template_name", "channel": "channel", "route": "route"}
@@ -154,70 +155,63 @@ def _key_value(value: Any) -> str:
     return value or ""
 
 
-def _read_rollup(model, query: StatisticsQuery, lo: datetime, hi: datetime, buckets: dict, errors: Counter) -> None:
-    rows = model.objects.filter(query.filters(), bucket_start__gte=lo, bucket_start__lt=hi)
-    histogram = {
-        f"h{i}": Sum(Cast(KeyTextTransform(str(i), "latency_histogram"), IntegerField()))
-        for i in range(LATENCY_BUCKETS)
-    }
-    grouped = (
-        rows.annotate(key=_key_expression(query, "bucket_start"))
+def _rollup_rows(model, query: StatisticsQuery, lo: datetime, hi: datetime):
+    return (
+        model.objects.filter(query.filters(), bucket_start__gte=lo, bucket_start__lt=hi)
+        .annotate(key=_key_expression(query, "bucket_start"))
         .values("key", "route")
-        .annotate(
-            n=Sum("interactions"),
-            ok=Sum("successes"),
-            latency=Sum("latency_sum_ms"),
-            r=Sum("replies"),
-            r_pending=Sum("replies_pending"),
-            r_sent=Sum("replies_sent"),
-            r_delivered=Sum("replies_delivered"),
-            r_read=Sum("replies_read"),
-            r_failed=Sum("replies_failed"),
-            **histogram,
-        )
+        .annotate(**{name: Sum(name) for name in (*COUNTERS, *LATENCY_COLUMNS)})
         .order_by()
     )
-    for row in grouped:
-        _add_row(buckets[_key_value(row["key"])], row)
-    for codes in rows.filter(replies_failed__gt=0).values_list("error_codes", flat=True):
-        errors.update(codes)
 
 
-def _read_raw(query: StatisticsQuery, lo: datetime, hi: datetime, buckets: dict, errors: Counter) -> None:
-    rows = Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
-    grouped = (
-        rows.annotate(key=_key_expression(query, "created_at"))
+def _raw_rows(query: StatisticsQuery, lo: datetime, hi: datetime):
+    return (
+        Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
+        .annotate(key=_key_expression(query, "created_at"))
         .values("key", "route")
-        .annotate(
-            n=Count("id"),
-            ok=Count("id", filter=Q(success=True)),
-            latency=Sum("processing_ms"),
-            r=Count("reply_id"),
-            r_pending=Count("id", filter=Q(reply__status__in=PENDING_STATUSES)),
-            r_sent=Count("id", filter=Q(reply__status=MessageStatus.SENT)),
-            r_delivered=Count("id", filter=Q(reply__status=MessageStatus.DELIVERED)),
-            r_read=Count("id", filter=Q(reply__status=MessageStatus.READ)),
-            r_failed=Count("id", filter=Q(reply__status=MessageStatus.FAILED)),
-            **latency_histogram_aggregates(),
-        )
+        .annotate(**raw_aggregates())
         .order_by()
     )
-    for row in grouped:
-        _add_row(buckets[_key_value(row["key"])], row)
-    failed = rows.filter(reply__status=MessageStatus.FAILED).values("reply__error_code").annotate(n=Count("id"))
-    for row in failed.order_by():
-        errors[row["reply__error_code"] or "unknown"] += row["n"]
+
+
+def _rollup_errors(query: StatisticsQuery, period: str, lo: datetime, hi: datetime):
+    return (
+        DeliveryErrorRollup.objects.filter(query.filters(), period=period, bucket_start__gte=lo, bucket_start__lt=hi)
+        .values("error_code")
+        .annotate(n=Sum("replies"))
+        .order_by()
+    )
+
+
+def _raw_errors(query: StatisticsQuery, lo: datetime, hi: datetime):
+    return (
+        Interaction.objects.filter(
+            query.filters(), created_at__gte=lo, created_at__lt=hi, reply__status=MessageStatus.FAILED
+        )
+        .values(error_code=F("reply__error_code"))
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+
+
+def _union(querysets: list):
+    """One round trip for every segment's rows."""
+    if not querysets:
+        return []
+    first, *rest = querysets
+    return first.union(*rest, all=True) if rest else first
 
 
 def _add_row(bucket: _Bucket, row: dict) -> None:
-    bucket.interactions += row["n"] or 0
-    bucket.successes += row["ok"] or 0
-    bucket.latency_sum_ms += row["latency"] or 0
-    bucket.routes[row["route"]] += row["n"] or 0
-    histogram_add(bucket.histogram, [row[f"h{i}"] or 0 for i in range(LATENCY_BUCKETS)])
+    bucket.interactions += row["interactions"] or 0
+    bucket.successes += row["successes"] or 0
+    bucket.latency_sum_ms += row["latency_sum_ms"] or 0
+    bucket.routes[row["route"]] += row["interactions"] or 0
+    histogram_add(bucket.histogram, [row[name] or 0 for name in LATENCY_COLUMNS])
     for status in ("pending", "sent", "delivered", "read", "failed"):
-        bucket.delivery[status] += row[f"r_{status}"] or 0
-    bucket.delivery["replies"] += row["r"] or 0
+        bucket.delivery[status] += row[f"replies_{status}"] or 0
+    bucket.delivery["replies"] += row["replies"] or 0
 
 
 def _unique_contacts(query: StatisticsQuery, segments: list[tuple[str, datetime, datetime]]) -> tuple[int, str]:
@@ -232,11 +226,15 @@ def _unique_contacts(query: StatisticsQuery, segments: list[tuple[str, datetime,
     if query.channel:
         sketches = sketches.filter(channel=query.channel)
     sketch = sketch_merge(sketches.values_list("registers", flat=True))
-    for kind, lo, hi in segments:
-        if kind == "raw":
-            raw = Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
-            for contact_id in raw.values_list("contact_id", flat=True).distinct():
-                sketch_add(sketch, contact_id)
+    raw = [
+        Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
+        .values_list("contact_id", flat=True)
+        .order_by()
+        for kind, lo, hi in segments
+        if kind == "raw"
+    ]
+    for contact_id in _union(raw):
+        sketch_add(sketch, contact_id)
     return sketch_estimate(sketch), "hll"
 
 
@@ -278,12 +276,19 @@ def statistics_compute(*, query: StatisticsQuery) -> dict[str, Any]:
     segments = _plan(query, window)
     buckets: dict[str, _Bucket] = defaultdict(_Bucket)
     errors: Counter = Counter()
+    rows, error_rows = [], []
     for kind, lo, hi in segments:
         if kind == "raw":
-            _read_raw(query, lo, hi, buckets, errors)
+            rows.append(_raw_rows(query, lo, hi))
+            error_rows.append(_raw_errors(query, lo, hi))
         else:
             model = InteractionDailyRollup if kind == "day" else InteractionHourlyRollup
-            _read_rollup(model, query, lo, hi, buckets, errors)
+            rows.append(_rollup_rows(model, query, lo, hi))
+            error_rows.append(_rollup_errors(query, kind, lo, hi))
+    for row in _union(rows):
+        _add_row(buckets[_key_value(row["key"])], row)
+    for row in _union(error_rows):
+        errors[row["error_code"] or "unknown"] += row["n"] or 0
 
     total = _Bucket()
     for bucket in buckets.values():

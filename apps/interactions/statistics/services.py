@@ -9,7 +9,7 @@ the hour of their interaction (delivered / read receipts), so the periodic refre
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,15 +23,20 @@ from django.utils import timezone
 from apps.core.locks import advisory_lock
 
 from ..models import (
+    LATENCY_COLUMNS,
     ContactDailySketch,
+    DeliveryErrorRollup,
     Interaction,
     InteractionDailyRollup,
     InteractionHourlyRollup,
     MessageStatus,
+    RollupPeriod,
     RollupState,
 )
 from .hll import sketch_from
-from .latency import LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS, histogram_add, histogram_empty
+from .latency import LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS
+
+assert len(LATENCY_COLUMNS) == LATENCY_BUCKETS, "one rollup column per latency bucket"
 
 logger = logging.getLogger(__name__)
 
@@ -70,83 +75,88 @@ class RefreshResult:
 
 
 def latency_histogram_aggregates() -> dict:
+    """`latency_NN` → Count of the interactions whose processing_ms falls in bucket NN (for raw rows)."""
     aggregates = {}
     low = 0
-    for index in range(LATENCY_BUCKETS):
+    for index, column in enumerate(LATENCY_COLUMNS):
         high = LATENCY_BUCKET_BOUNDS_MS[index] if index < len(LATENCY_BUCKET_BOUNDS_MS) else None
         condition = Q(processing_ms__gte=low) if high is None else Q(processing_ms__gte=low, processing_ms__lt=high)
-        aggregates[f"h{index}"] = Count("id", filter=condition)
+        aggregates[column] = Count("id", filter=condition)
         low = high or low
     return aggregates
 
 
-def _hourly_rows(lo: datetime, hi: datetime) -> list[InteractionHourlyRollup]:
+def raw_aggregates() -> dict:
+    """The rollup counters computed from Interaction rows (joined to their replies)."""
+    return {
+        "interactions": Count("id"),
+        "successes": Count("id", filter=Q(success=True)),
+        "latency_sum_ms": Sum("processing_ms"),
+        "replies": Count("reply_id"),
+        "replies_pending": Count("id", filter=Q(reply__status__in=PENDING_STATUSES)),
+        "replies_sent": Count("id", filter=Q(reply__status=MessageStatus.SENT)),
+        "replies_delivered": Count("id", filter=Q(reply__status=MessageStatus.DELIVERED)),
+        "replies_read": Count("id", filter=Q(reply__status=MessageStatus.READ)),
+        "replies_failed": Count("id", filter=Q(reply__status=MessageStatus.FAILED)),
+        **latency_histogram_aggregates(),
+    }
+
+
+def _hourly_rows(lo: datetime, hi: datetime) -> tuple[list[InteractionHourlyRollup], list[DeliveryErrorRollup]]:
     """The hourly rollup rows of [lo, hi) computed from the Interaction rows (and their replies)."""
     base = Interaction.objects.filter(created_at__gte=lo, created_at__lt=hi).annotate(
         hour=TruncHour("created_at", tzinfo=UTC)
     )
-    grouped = base.values("hour", *DIMENSIONS).annotate(
-        n=Count("id"),
-        ok=Count("id", filter=Q(success=True)),
-        latency=Sum("processing_ms"),
-        r=Count("reply_id"),
-        r_pending=Count("id", filter=Q(reply__status__in=PENDING_STATUSES)),
-        r_sent=Count("id", filter=Q(reply__status=MessageStatus.SENT)),
-        r_delivered=Count("id", filter=Q(reply__status=MessageStatus.DELIVERED)),
-        r_read=Count("id", filter=Q(reply__status=MessageStatus.READ)),
-        r_failed=Count("id", filter=Q(reply__status=MessageStatus.FAILED)),
-        **latency_histogram_aggregates(),
-    )
-    errors: dict[tuple, Counter] = defaultdict(Counter)
+    grouped = base.values("hour", *DIMENSIONS).annotate(**raw_aggregates()).order_by()
+    rows = [
+        InteractionHourlyRollup(
+            bucket_start=row["hour"],
+            **{d: row[d] for d in DIMENSIONS},
+            **{name: row[name] or 0 for name in (*COUNTERS, *LATENCY_COLUMNS)},
+        )
+        for row in grouped
+    ]
     failed = (
         base.filter(reply__status=MessageStatus.FAILED)
         .values("hour", *DIMENSIONS, "reply__error_code")
         .annotate(n=Count("id"))
+        .order_by()
     )
-    for row in failed:
-        errors[(row["hour"], *(row[d] for d in DIMENSIONS))][row["reply__error_code"] or "unknown"] += row["n"]
-
-    rows = []
-    for row in grouped:
-        key = (row["hour"], *(row[d] for d in DIMENSIONS))
-        rows.append(
-            InteractionHourlyRollup(
-                bucket_start=row["hour"],
-                **{d: row[d] for d in DIMENSIONS},
-                interactions=row["n"],
-                successes=row["ok"],
-                latency_sum_ms=row["latency"] or 0,
-                latency_histogram=[row[f"h{i}"] for i in range(LATENCY_BUCKETS)],
-                replies=row["r"],
-                replies_pending=row["r_pending"],
-                replies_sent=row["r_sent"],
-                replies_delivered=row["r_delivered"],
-                replies_read=row["r_read"],
-                replies_failed=row["r_failed"],
-                error_codes=dict(errors.get(key, {})),
-            )
+    errors = [
+        DeliveryErrorRollup(
+            period=RollupPeriod.HOUR,
+            bucket_start=row["hour"],
+            **{d: row[d] for d in DIMENSIONS},
+            error_code=row["reply__error_code"] or "unknown",
+            replies=row["n"],
         )
-    return rows
+        for row in failed
+    ]
+    return rows, errors
 
 
-def _daily_rows(day: datetime, hourly: list[InteractionHourlyRollup]) -> list[InteractionDailyRollup]:
-    merged: dict[tuple, InteractionDailyRollup] = {}
-    for hour in hourly:
-        key = tuple(getattr(hour, d) for d in DIMENSIONS)
-        target = merged.get(key)
-        if target is None:
-            target = merged[key] = InteractionDailyRollup(
-                bucket_start=day,
-                **dict(zip(DIMENSIONS, key, strict=True)),
-                latency_histogram=histogram_empty(),
-                error_codes={},
-            )
-        for name in COUNTERS:
-            setattr(target, name, getattr(target, name) + getattr(hour, name))
-        histogram_add(target.latency_histogram, hour.latency_histogram)
-        for code, count in hour.error_codes.items():
-            target.error_codes[code] = target.error_codes.get(code, 0) + count
-    return list(merged.values())
+def _daily_rows(day: datetime, day_end: datetime) -> tuple[list[InteractionDailyRollup], list[DeliveryErrorRollup]]:
+    """The day's rollups as the sum of its hourly rollups."""
+    hours = InteractionHourlyRollup.objects.filter(bucket_start__gte=day, bucket_start__lt=day_end)
+    grouped = hours.values(*DIMENSIONS).annotate(**{name: Sum(name) for name in (*COUNTERS, *LATENCY_COLUMNS)})
+    rows = [InteractionDailyRollup(bucket_start=day, **row) for row in grouped.order_by()]
+    errors = (
+        DeliveryErrorRollup.objects.filter(period=RollupPeriod.HOUR, bucket_start__gte=day, bucket_start__lt=day_end)
+        .values(*DIMENSIONS, "error_code")
+        .annotate(total=Sum("replies"))
+        .order_by()
+    )
+    daily_errors = [
+        DeliveryErrorRollup(
+            period=RollupPeriod.DAY,
+            bucket_start=day,
+            **{d: row[d] for d in DIMENSIONS},
+            error_code=row["error_code"],
+            replies=row["total"],
+        )
+        for row in errors
+    ]
+    return rows, daily_errors
 
 
 def _sketches(day: datetime, hi: datetime) -> list[ContactDailySketch]:
@@ -155,6 +165,7 @@ def _sketches(day: datetime, hi: datetime) -> list[ContactDailySketch]:
         Interaction.objects.filter(created_at__gte=day, created_at__lt=hi)
         .values_list("channel", "contact_id")
         .distinct()
+        .order_by()
     )
     for channel, contact_id in pairs.iterator(chunk_size=5000):
         contacts[channel].append(contact_id)
@@ -166,17 +177,21 @@ def _sketches(day: datetime, hi: datetime) -> list[ContactDailySketch]:
 
 @transaction.atomic
 def _day_replace(day: datetime, lo: datetime, hi: datetime, through: datetime) -> int:
-    """Replace the rollups of [lo, hi) inside `day`, then that day's daily row and sketch."""
-    hourly = _hourly_rows(lo, hi)
+    """Replace the rollups of [lo, hi) inside `day`, then that day's daily rows and sketches."""
+    hourly, hourly_errors = _hourly_rows(lo, hi)
     InteractionHourlyRollup.objects.filter(bucket_start__gte=lo, bucket_start__lt=hi).delete()
     InteractionHourlyRollup.objects.bulk_create(hourly, batch_size=2000)
+    DeliveryErrorRollup.objects.filter(period=RollupPeriod.HOUR, bucket_start__gte=lo, bucket_start__lt=hi).delete()
+    DeliveryErrorRollup.objects.bulk_create(hourly_errors, batch_size=2000)
 
     day_end = day + DAY
     InteractionDailyRollup.objects.filter(bucket_start=day).delete()
+    DeliveryErrorRollup.objects.filter(period=RollupPeriod.DAY, bucket_start=day).delete()
     if day_end <= through:
-        # Only complete days get a daily row; the current day is read from its hours.
-        whole_day = list(InteractionHourlyRollup.objects.filter(bucket_start__gte=day, bucket_start__lt=day_end))
-        InteractionDailyRollup.objects.bulk_create(_daily_rows(day, whole_day), batch_size=2000)
+        # Only complete days get daily rows; the current day is read from its hours.
+        daily, daily_errors = _daily_rows(day, day_end)
+        InteractionDailyRollup.objects.bulk_create(daily, batch_size=2000)
+        DeliveryErrorRollup.objects.bulk_create(daily_errors, batch_size=2000)
 
     ContactDailySketch.objects.filter(day=day.date()).delete()
     ContactDailySketch.objects.bulk_create(_sketches(day, min(day_end, through)))
@@ -212,6 +227,7 @@ def rollups_refresh(
             InteractionHourlyRollup.objects.all().delete()
             InteractionDailyRollup.objects.all().delete()
             ContactDailySketch.objects.all().delete()
+            DeliveryErrorRollup.objects.all().delete()
             state.refreshed_from = state.refreshed_through = None
         first = Interaction.objects.aggregate(first=Min("created_at"))["first"]
         if state.refreshed_through is None:
