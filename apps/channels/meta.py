@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,39 @@ def _as_dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _coordinate(value: Any) -> float | None:
+    """A finite float, or None when absent. Raises ValueError for garbage (the item is then skipped)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a coordinate is not a boolean")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("coordinate is not finite")
+    return number
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """`value` with NULs removed and lone UTF-16 surrogates (valid JSON escapes) replaced by U+FFFD.
+
+    PostgreSQL text and jsonb accept neither, and the raw payload is stored verbatim.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ("" if value is None else str(value))
 
@@ -145,8 +179,9 @@ class MetaChannel(Channel):
 
     def parse(self, request: HttpRequest) -> list[InboundEvent | StatusEvent]:
         try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            # NaN / Infinity are not JSON (and jsonb refuses them).
+            payload = _storable(json.loads(request.body, parse_constant=_refuse_constant))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise MalformedPayload("body is not JSON") from exc
         if not isinstance(payload, dict) or not isinstance(payload.get("entry", []), list):
             raise MalformedPayload("body is not a WhatsApp webhook object")
@@ -240,8 +275,7 @@ class MetaChannel(Channel):
             kind, payload, text = MessageKind.BUTTON, _str(body.get("payload")), _str(body.get("text"))
         elif message_type == "location":
             kind = MessageKind.LOCATION
-            latitude = float(body["latitude"]) if body.get("latitude") is not None else None
-            longitude = float(body["longitude"]) if body.get("longitude") is not None else None
+            latitude, longitude = _coordinate(body.get("latitude")), _coordinate(body.get("longitude"))
             text = _str(body.get("name")) or _str(body.get("address"))
         elif message_type == "reaction":
             kind, text = MessageKind.REACTION, _str(body.get("emoji"))

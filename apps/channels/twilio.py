@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -123,11 +124,16 @@ def _address(value: str) -> str:
         raise MalformedPayload(f"unreadable WhatsApp address: {mask(bare)}") from exc
 
 
+def _no_nul(value: str) -> str:
+    return value.replace("\x00", "")
+
+
 def _float_or_none(value: str | None) -> float | None:
     try:
-        return float(value) if value not in (None, "") else None
+        number = float(value) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
@@ -193,8 +199,12 @@ class TwilioChannel(Channel):
         raise SignatureError("X-Twilio-Signature does not match")
 
     def parse(self, request: HttpRequest) -> list[InboundEvent | StatusEvent]:
-        form = request.POST
-        raw = {key: form.getlist(key)[0] if len(form.getlist(key)) == 1 else form.getlist(key) for key in form}
+        # NUL characters cannot be stored in PostgreSQL text or jsonb; they carry nothing a user could mean.
+        form = {_no_nul(key): _no_nul(request.POST.get(key, "")) for key in request.POST}
+        raw: dict[str, Any] = {}
+        for key, values in request.POST.lists():
+            cleaned = [_no_nul(v) for v in values]
+            raw[_no_nul(key)] = cleaned[0] if len(cleaned) == 1 else cleaned
         message_sid = form.get("MessageSid") or form.get("SmsSid") or ""
         if not message_sid:
             raise MalformedPayload("MessageSid is missing")

@@ -163,3 +163,11 @@ def test_chunk_rows_are_unique_per_document_and_index(church_knowledge):
     with pytest.raises(IntegrityError), transaction.atomic():
         KnowledgeChunk.objects.create(document=church_knowledge[0], index=0, text="dup")
     assert KnowledgeDocument.objects.count() == 2
+
+
+def test_nul_bytes_and_lone_surrogates_in_content_are_dropped_before_storing():
+    document = knowledge_document_create(title="Raro\x00", content="Culto\x00 el domingo \ud800a las 10:00.")
+
+    document.refresh_from_db()
+    assert (document.title, document.content) == ("Raro", "Culto el domingo a las 10:00.")
+    assert document.chunks.get().text == "Culto el domingo a las 10:00."

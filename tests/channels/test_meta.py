@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from django.test import RequestFactory
 
@@ -316,6 +317,29 @@ def test_unreadable_body_is_malformed(meta_settings, body):
         _parse(body)
 
 
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_json_number_constants_are_malformed(meta_settings, constant):
+    body = b'{"object": "whatsapp_business_account", "entry": [{"x": ' + constant + b"}]}"
+    with pytest.raises(MalformedPayload):
+        _parse(body)
+
+
+def test_nul_characters_are_removed_from_text_and_raw(meta_settings):
+    payload = meta_fixture("text")
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "ho\x00la"
+    [event] = _parse(payload)
+    assert event.text == "hola"
+    assert event.raw["text"]["body"] == "hola"
+
+
+def test_lone_surrogates_are_replaced_so_the_payload_can_be_stored(meta_settings):
+    body = json.dumps(meta_fixture("text")).replace("another color", "\\ud800 color").encode()
+    body = body.replace(b'"type": "text"', b'"\\udfff": 1, "type": "text"')
+    [event] = _parse(body)
+    assert event.text == "Does it come in \ufffd color?"
+    assert "\ufffd" in event.raw
+
+
 def test_other_webhook_objects_are_ignored(meta_settings):
     assert _parse({"object": "page", "entry": [{"changes": [{"field": "feed", "value": {}}]}]}) == []
 
@@ -596,3 +620,56 @@ def test_check_config_with_a_wrong_token_fails(meta_emulator, settings):
     with pytest.raises(ChannelError) as caught:
         channel_get("meta").check_config()
     assert caught.value.code == "190"
+
+
+# --- the emulator refuses what Graph refuses (so the send tests above can fail) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "details"),
+    [
+        (
+            {"messaging_product": "whatsapp", "to": "254700000001", "type": "text", "text": {"body": ""}},
+            "text.body is required and cannot be empty",
+        ),
+        (
+            {
+                "messaging_product": "whatsapp",
+                "to": "254700000001",
+                "type": "template",
+                "template": {"name": "t", "language": {"code": "es"}, "components": {"type": "body"}},
+            },
+            "components must be a list",
+        ),
+        (
+            {
+                "messaging_product": "whatsapp",
+                "to": "254700000001",
+                "type": "template",
+                "template": {
+                    "name": "t",
+                    "language": {"code": "es"},
+                    "components": [{"type": "body", "parameters": [{"type": "text", "text": ""}]}],
+                },
+            },
+            "Parameter text cannot be empty",
+        ),
+    ],
+)
+def test_emulator_refuses_payloads_meta_refuses(meta_emulator, payload, details):
+    response = httpx.post(
+        f"{meta_emulator.graph_base_url}/{PHONE_NUMBER_ID}/messages",
+        json=payload,
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["type"], error["error_data"]["details"]) == (100, "OAuthException", details)
+    assert error["fbtrace_id"]
+
+
+def test_emulator_refuses_a_wrong_token_with_graph_error_json(meta_emulator):
+    response = httpx.get(f"{meta_emulator.graph_base_url}/{PHONE_NUMBER_ID}", headers={"Authorization": "Bearer x"})
+    assert response.status_code == 401
+    assert set(response.json()["error"]) == {"message", "type", "code", "fbtrace_id"}
+    assert response.json()["error"]["code"] == 190

@@ -11,6 +11,7 @@ import socket
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from django.test import RequestFactory
 
@@ -225,6 +226,16 @@ def test_sender_known_only_by_business_scoped_user_id_is_parsed(twilio_settings)
     assert event.sender_phone == ""
     assert event.sender_bsuid == "US.13491208655302741918"
     assert event.sender == "US.13491208655302741918"
+
+
+def test_nul_characters_are_removed_from_text_and_raw(twilio_settings):
+    [event] = _parse(twilio_fixture("inbound_text", Body="ho\x00la", ProfileName="Wan\x00jiku"))
+    assert (event.text, event.profile_name, event.raw["Body"]) == ("hola", "Wanjiku", "hola")
+
+
+def test_non_finite_coordinates_are_dropped(twilio_settings):
+    [event] = _parse(twilio_fixture("inbound_location", Latitude="nan", Longitude="inf"))
+    assert (event.kind, event.latitude, event.longitude) == (MessageKind.LOCATION, None, None)
 
 
 def test_inbound_without_message_sid_is_malformed(twilio_settings):
@@ -511,3 +522,41 @@ def test_check_config_with_a_wrong_token_fails(twilio_emulator, settings):
     with pytest.raises(ChannelError) as caught:
         channel_get("twilio").check_config()
     assert caught.value.code == "20003"
+
+
+# --- the emulator refuses what Twilio refuses --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("form", "code"),
+    [
+        ({"To": "whatsapp:+254700000001", "From": "whatsapp:+14155238886"}, 21619),
+        ({"To": "whatsapp:+254700000001", "From": "whatsapp:+14155238886", "ContentVariables": "{}"}, 21654),
+        ({"To": "+254700000001", "From": "whatsapp:+14155238886", "Body": "x"}, 21910),
+        ({"From": "whatsapp:+14155238886", "Body": "x"}, 21604),
+    ],
+)
+def test_emulator_refuses_messages_twilio_refuses(twilio_emulator, form, code):
+    response = httpx.post(
+        f"{twilio_emulator.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        data=form,
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": code,
+        "message": response.json()["message"],
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": 400,
+    }
+
+
+def test_emulator_refuses_wrong_basic_auth_with_twilio_error_json(twilio_emulator):
+    response = httpx.get(f"{twilio_emulator.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}.json", auth=(ACCOUNT_SID, "x"))
+    assert response.status_code == 401
+    assert response.json() == {
+        "code": 20003,
+        "message": "Authenticate",
+        "more_info": "https://www.twilio.com/docs/errors/20003",
+        "status": 401,
+    }

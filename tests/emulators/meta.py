@@ -67,6 +67,9 @@ class MetaEmulator(Emulator):
         super().__init__(**kwargs)
         self.access_token = access_token
         self.phone_number_id = phone_number_id
+        # Webhook-side secrets the fixture configures (the emulator itself only checks the bearer token).
+        self.app_secret = APP_SECRET
+        self.verify_token = VERIFY_TOKEN
         self.named_templates: set[str] = set()
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_urls: dict[str, str] = {}
@@ -239,8 +242,8 @@ def meta_emulator(meta_emulator_server, settings):
     settings.META_ENABLED = True
     settings.META_ACCESS_TOKEN = meta_emulator_server.access_token
     settings.META_PHONE_NUMBER_ID = meta_emulator_server.phone_number_id
-    settings.META_APP_SECRET = APP_SECRET
-    settings.META_VERIFY_TOKEN = VERIFY_TOKEN
+    settings.META_APP_SECRET = meta_emulator_server.app_secret
+    settings.META_VERIFY_TOKEN = meta_emulator_server.verify_token
     settings.META_GRAPH_BASE_URL = meta_emulator_server.graph_base_url
     yield meta_emulator_server
     meta_emulator_server.reset()

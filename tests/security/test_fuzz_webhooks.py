@@ -373,3 +373,33 @@ def test_intent_match_service_never_fails_on_any_text(text, language):
     found = intent_match(text=text, language=language)
 
     assert found is None or found.confidence >= 0
+
+
+# --- what the fuzzing found, pinned as plain tests --------------------------------------------------------
+@pytest.mark.parametrize(
+    "event",
+    [
+        {**acs_events.received_event(), "id": "\ud800"},
+        {**acs_events.received_event(), "subject": "advancedMessage/sender/\udfff/recipient/x"},
+        (lambda e: (e["data"].update({"\udfff": 1}), e)[1])(acs_events.received_event()),
+    ],
+    ids=["event id", "subject", "key inside data"],
+)
+def test_acs_event_with_a_lone_surrogate_is_not_a_server_error(client, acs_emulator, event):
+    """A JSON escape like "\\ud800" is valid JSON but not encodable text; PostgreSQL's jsonb refuses it."""
+    body = json.dumps([event]).encode()
+    assert b"\\ud800" in body or b"\\udfff" in body
+
+    response = client.post(acs_events.webhook_url(), body, content_type="application/json")
+
+    assert response.status_code in (200, 400)
+
+
+def test_a_refused_body_with_nul_bytes_is_still_logged(client, acs_emulator):
+    from apps.interactions.models import WebhookLog
+
+    response = client.post(acs_events.webhook_url(), b"\x00\xff not json", content_type="application/json")
+
+    assert response.status_code == 400
+    [log] = WebhookLog.objects.filter(status_code=400)
+    assert "not json" in log.body

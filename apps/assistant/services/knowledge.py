@@ -22,6 +22,12 @@ UPLOAD_MAX_PAGES = 300
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024
 UPLOAD_TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".text"})
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+# PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded: PDF extraction produces both.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def knowledge_text_clean(text: str) -> str:
+    return _UNSTORABLE.sub("", text or "")
 
 
 class KnowledgeUploadError(ValueError):
@@ -109,6 +115,8 @@ def knowledge_document_save(*, document: KnowledgeDocument) -> KnowledgeDocument
 
     Embedding is best effort: a provider error is logged and the chunks stay searchable by full text.
     """
+    document.content = knowledge_text_clean(document.content)
+    document.title = knowledge_text_clean(document.title)
     with transaction.atomic():
         document.save()
         document.chunks.all().delete()

@@ -87,7 +87,7 @@ def pdf_text(*, content: bytes, max_pages: int | None = None) -> str:
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         logger.info("pdf unreadable: %s", type(exc).__name__)
         raise MediaRejected("unreadable") from exc
-    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    text = "\n\n".join(p.replace("\x00", "").strip() for p in pages if p.replace("\x00", "").strip())
     if not text:
         raise MediaRejected("empty")
     return text

@@ -71,7 +71,7 @@ def reply_text(key: str, language: str) -> str:
 
 def reply_fit(text: str, limit: int = MAX_REPLY_CHARS) -> str:
     """`text` cut to WhatsApp's limit at a word boundary, with an ellipsis when cut."""
-    text = (text or "").strip()
+    text = re.sub("[\x00\ud800-\udfff]", "", text or "").strip()
     if len(text) <= limit:
         return text
     cut = text.rfind(" ", 0, limit - 1)

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connections
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 
@@ -29,7 +30,7 @@ from ..models import (
 )
 from .hll import sketch_add, sketch_estimate, sketch_merge
 from .latency import histogram_add, histogram_empty, histogram_percentile
-from .services import COUNTERS, DAY, HOUR, day_floor, hour_floor, raw_aggregates, rollup_window
+from .services import ALL_CHANNELS, COUNTERS, DAY, HOUR, day_floor, hour_floor, raw_aggregates, rollup_window
 
 GROUP_BY_TIME = ("day", "week")
 GROUP_BY_DIMENSION = {"intent": "intent", "template": "template_name", "channel": "channel", "route": "route"}
@@ -147,20 +148,31 @@ def _key_expression(query: StatisticsQuery, time_field: str):
     return F(GROUP_BY_DIMENSION[query.group_by])
 
 
-def _key_value(value: Any) -> str:
+def _key_value(value: Any, group_by: str) -> str:
     if isinstance(value, datetime):
         return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
+    if group_by in GROUP_BY_TIME and isinstance(value, str):
+        return value[:10]  # SQLite answers dates as text
     return value or ""
 
 
+# Columns of every segment's rows, in this order: key, the counters, the latency buckets, then one count per route.
+ROW_COLUMNS = ("key", *COUNTERS, *LATENCY_COLUMNS, *(f"route_{route}" for route in Route.values))
+
+
 def _rollup_rows(model, query: StatisticsQuery, lo: datetime, hi: datetime):
+    # One row per bucket (routes as columns) rather than per (bucket, route): 5-8 times fewer rows to read.
     return (
         model.objects.filter(query.filters(), bucket_start__gte=lo, bucket_start__lt=hi)
         .annotate(key=_key_expression(query, "bucket_start"))
-        .values("key", "route")
-        .annotate(**{name: Sum(name) for name in (*COUNTERS, *LATENCY_COLUMNS)})
+        .values("key")
+        .annotate(
+            # Aliased: an annotation named like the column would shadow it in the route sums.
+            **{f"sum_{name}": Sum(name) for name in (*COUNTERS, *LATENCY_COLUMNS)},
+            **{f"route_{route}": Sum("interactions", filter=Q(route=route)) for route in Route.values},
+        )
         .order_by()
     )
 
@@ -169,10 +181,23 @@ def _raw_rows(query: StatisticsQuery, lo: datetime, hi: datetime):
     return (
         Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
         .annotate(key=_key_expression(query, "created_at"))
-        .values("key", "route")
-        .annotate(**raw_aggregates())
+        .values("key")
+        .annotate(
+            **raw_aggregates(),
+            **{f"route_{route}": Count("id", filter=Q(route=route)) for route in Route.values},
+        )
         .order_by()
     )
+
+
+def _fetch(queryset) -> list[tuple]:
+    """Rows as plain tuples straight from the cursor: Django's per-value converters cost more than the query."""
+    if isinstance(queryset, list):
+        return queryset
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _rollup_errors(query: StatisticsQuery, period: str, lo: datetime, hi: datetime):
@@ -203,15 +228,23 @@ def _union(querysets: list):
     return first.union(*rest, all=True) if rest else first
 
 
-def _add_row(bucket: _Bucket, row: dict) -> None:
-    bucket.interactions += row["interactions"] or 0
-    bucket.successes += row["successes"] or 0
-    bucket.latency_sum_ms += row["latency_sum_ms"] or 0
-    bucket.routes[row["route"]] += row["interactions"] or 0
-    histogram_add(bucket.histogram, [row[name] or 0 for name in LATENCY_COLUMNS])
+_COUNTER_AT = {name: index for index, name in enumerate(ROW_COLUMNS)}
+_LATENCY_SLICE = slice(_COUNTER_AT[LATENCY_COLUMNS[0]], _COUNTER_AT[LATENCY_COLUMNS[-1]] + 1)
+_ROUTES_AT = [(route, _COUNTER_AT[f"route_{route}"]) for route in Route.values]
+
+
+def _add_row(bucket: _Bucket, row: tuple) -> None:
+    at = _COUNTER_AT
+    bucket.interactions += row[at["interactions"]] or 0
+    bucket.successes += row[at["successes"]] or 0
+    bucket.latency_sum_ms += row[at["latency_sum_ms"]] or 0
+    histogram_add(bucket.histogram, [value or 0 for value in row[_LATENCY_SLICE]])
+    for route, index in _ROUTES_AT:
+        if row[index]:
+            bucket.routes[route] += row[index]
     for status in ("pending", "sent", "delivered", "read", "failed"):
-        bucket.delivery[status] += row[f"replies_{status}"] or 0
-    bucket.delivery["replies"] += row["replies"] or 0
+        bucket.delivery[status] += row[at[f"replies_{status}"]] or 0
+    bucket.delivery["replies"] += row[at["replies"]] or 0
 
 
 def _unique_contacts(query: StatisticsQuery, segments: list[tuple[str, datetime, datetime]]) -> tuple[int, str]:
@@ -223,8 +256,7 @@ def _unique_contacts(query: StatisticsQuery, segments: list[tuple[str, datetime,
     first_day = day_floor(rolled[0][0]).date()
     last_day = day_floor(rolled[-1][1] - timedelta(microseconds=1)).date()
     sketches = ContactDailySketch.objects.filter(day__gte=first_day, day__lte=last_day)
-    if query.channel:
-        sketches = sketches.filter(channel=query.channel)
+    sketches = sketches.filter(channel=query.channel or ALL_CHANNELS)
     sketch = sketch_merge(sketches.values_list("registers", flat=True))
     raw = [
         Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
@@ -285,10 +317,10 @@ def statistics_compute(*, query: StatisticsQuery) -> dict[str, Any]:
             model = InteractionDailyRollup if kind == "day" else InteractionHourlyRollup
             rows.append(_rollup_rows(model, query, lo, hi))
             error_rows.append(_rollup_errors(query, kind, lo, hi))
-    for row in _union(rows):
-        _add_row(buckets[_key_value(row["key"])], row)
-    for row in _union(error_rows):
-        errors[row["error_code"] or "unknown"] += row["n"] or 0
+    for row in _fetch(_union(rows)):
+        _add_row(buckets[_key_value(row[0], query.group_by)], row)
+    for code, count in _fetch(_union(error_rows)):
+        errors[code or "unknown"] += count or 0
 
     total = _Bucket()
     for bucket in buckets.values():

@@ -33,7 +33,7 @@ from ..models import (
     RollupPeriod,
     RollupState,
 )
-from .hll import sketch_from
+from .hll import sketch_from, sketch_merge
 from .latency import LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS
 
 assert len(LATENCY_COLUMNS) == LATENCY_BUCKETS, "one rollup column per latency bucket"
@@ -41,6 +41,8 @@ assert len(LATENCY_COLUMNS) == LATENCY_BUCKETS, "one rollup column per latency b
 logger = logging.getLogger(__name__)
 
 STATE_NAME = "interactions"
+# The ContactDailySketch channel of the sketch of every channel together.
+ALL_CHANNELS = "*"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 DIMENSIONS = ("channel", "intent", "template_name", "route")
@@ -169,9 +171,13 @@ def _sketches(day: datetime, hi: datetime) -> list[ContactDailySketch]:
     )
     for channel, contact_id in pairs.iterator(chunk_size=5000):
         contacts[channel].append(contact_id)
+    sketches = {channel: sketch_from(ids) for channel, ids in contacts.items()}
+    if sketches:
+        # All channels together, so an unfiltered range merges one sketch per day instead of one per channel.
+        sketches[ALL_CHANNELS] = sketch_merge(sketches.values())
     return [
-        ContactDailySketch(day=day.date(), channel=channel, registers=bytes(sketch_from(ids)))
-        for channel, ids in contacts.items()
+        ContactDailySketch(day=day.date(), channel=channel, registers=bytes(sketch))
+        for channel, sketch in sketches.items()
     ]
 
 
