@@ -72,6 +72,8 @@ PERMANENT_CODES = frozenset(
     {WINDOW_CLOSED, "131050", "131026", "131049", "131048", "131051", "131030", "131042", "100", "190"}
     | TEMPLATE_ERROR_CODES
 )
+# Provider message ids are stored in a 200-character column; a wamid is far shorter.
+MAX_ID_LENGTH = 200
 # Meta's guidance for the pair limit is about one message per 6 s to one user.
 PAIR_RATE_RETRY_SECONDS = 6.0
 
@@ -90,6 +92,10 @@ def _phone_or_empty(wa_id: Any) -> str:
         return phone_normalize(wa_id if wa_id.startswith("+") else "+" + wa_id)
     except InvalidPhoneNumber:
         return ""
+
+
+def _bsuid_or_empty(value: Any) -> str:
+    return value if isinstance(value, str) and is_bsuid(value) else ""
 
 
 def _as_list(value: Any) -> list:
@@ -157,8 +163,13 @@ class MetaChannel(Channel):
         token = request.GET.get("hub.verify_token", "")
         challenge = request.GET.get("hub.challenge", "")
         expected = settings.META_VERIFY_TOKEN
-        if mode == "subscribe" and expected and token and hmac.compare_digest(token.encode(), expected.encode()):
-            return HttpResponse(challenge, content_type="text/plain")
+        if (
+            mode == "subscribe"
+            and expected
+            and token
+            and hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode())
+        ):
+            return HttpResponse(challenge.encode("utf-8", "replace")[:200], content_type="text/plain")
         logger.warning("meta subscription check refused (mode %r, token %s)", mode, "given" if token else "missing")
         return HttpResponseForbidden("Forbidden", content_type="text/plain")
 
@@ -233,14 +244,14 @@ class MetaChannel(Channel):
         self, message: dict, recipient: str, names: dict[str, str], contacts: list[dict]
     ) -> InboundEvent | None:
         message_id = _str(message.get("id"))
-        if not message_id:
-            logger.warning("meta message without id skipped")
+        if not message_id or len(message_id) > MAX_ID_LENGTH:
+            logger.warning("meta message without a usable id skipped")
             return None
         wa_id = _str(message.get("from"))
         sender_phone = _phone_or_empty(wa_id)
-        bsuid = _str(message.get("from_user_id"))
-        if not bsuid and len(contacts) == 1 and contacts[0].get("user_id"):
-            bsuid = _str(contacts[0]["user_id"])
+        bsuid = _bsuid_or_empty(message.get("from_user_id"))
+        if not bsuid and len(contacts) == 1:
+            bsuid = _bsuid_or_empty(contacts[0].get("user_id"))
         if not sender_phone and is_bsuid(wa_id):
             bsuid = bsuid or wa_id
         if not sender_phone and not bsuid:
@@ -304,7 +315,7 @@ class MetaChannel(Channel):
     def _parse_status(self, item: dict, recipient: str) -> StatusEvent | None:
         message_id = _str(item.get("id"))
         status = STATUS_MAP.get(_str(item.get("status")))
-        if not message_id or status is None:
+        if not message_id or len(message_id) > MAX_ID_LENGTH or status is None:
             logger.debug("meta status %r for %s ignored", item.get("status"), message_id)
             return None
         errors = [_as_dict(e) for e in _as_list(item.get("errors"))]
@@ -321,7 +332,9 @@ class MetaChannel(Channel):
             occurred_at=_timestamp(item.get("timestamp")),
             error_code=_str(error.get("code")) if error else "",
             error_message=error_message,
-            recipient=_str(item.get("recipient_id")) or _str(item.get("recipient_user_id")),
+            recipient=_phone_or_empty(_str(item.get("recipient_id")))
+            or _str(item.get("recipient_user_id"))
+            or _str(item.get("recipient_id")),
             raw=item,
         )
 

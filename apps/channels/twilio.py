@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 _library_logger = logging.getLogger("relay.twilio_http")
 _library_logger.setLevel(logging.WARNING)
 
+# Twilio SIDs are two letters and 32 hex digits; allow some slack, never what a database column cannot hold.
+_SID = re.compile(r"[A-Za-z]{2}[0-9A-Za-z]{1,62}")
 STATUS_CALLBACK_PATH = "/api/v1/whatsapp/webhook/twilio/status/"
 MEDIA_HOSTS = frozenset({"api.twilio.com", ".twiliocdn.com", "media.twiliocdn.com"})
 
@@ -97,6 +100,7 @@ class _BaseUrlHttpClient(TwilioHttpClient):
         self.timeout = (connect_timeout, read_timeout)  # requests takes (connect, read)
         self._base = urlsplit(base_url.rstrip("/"))
         self.last_headers: dict[str, str] = {}
+        self.responded = False
 
     def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, **kwargs):
         parts = urlsplit(url)
@@ -104,6 +108,7 @@ class _BaseUrlHttpClient(TwilioHttpClient):
             (self._base.scheme, self._base.netloc, self._base.path + parts.path, parts.query, parts.fragment)
         )
         response = super().request(method, rewritten, params=params, data=data, headers=headers, auth=auth, **kwargs)
+        self.responded = True
         self.last_headers = dict(response.headers or {})
         return response
 
@@ -208,6 +213,8 @@ class TwilioChannel(Channel):
         message_sid = form.get("MessageSid") or form.get("SmsSid") or ""
         if not message_sid:
             raise MalformedPayload("MessageSid is missing")
+        if not _SID.fullmatch(message_sid):
+            raise MalformedPayload("MessageSid is not a Twilio SID")
         if "MessageStatus" in form or request.path.rstrip("/").endswith("/status"):
             status = self._parse_status(form, message_sid, raw)
             return [status] if status else []
@@ -294,7 +301,8 @@ class TwilioChannel(Channel):
         )
         return client, http_client
 
-    def _error(self, exc: Exception, headers: dict[str, str]) -> ChannelError:
+    def _error(self, exc: Exception, http_client: _BaseUrlHttpClient) -> ChannelError:
+        headers = http_client.last_headers
         if isinstance(exc, (TwilioRestException, TwilioServiceException)):
             code = str(exc.code or "")
             status = int(exc.status or 0)
@@ -312,10 +320,14 @@ class TwilioChannel(Channel):
             return ChannelError(message or f"Twilio HTTP {status}", code or str(status), permanent=True)
         if isinstance(exc, requests.ConnectionError) and _connection_error_is_before_send(exc):
             return ChannelError(f"Twilio unreachable: {type(exc).__name__}", "network")
-        if isinstance(exc, (requests.Timeout, requests.ConnectionError)):
-            # The request left; Twilio may have accepted it. Resending could deliver the message twice.
+        if isinstance(exc, requests.RequestException):
+            # The request left (read timeout, dropped connection, broken answer); Twilio may have accepted it.
+            # Resending could deliver the message twice.
             return ChannelError(f"no answer from Twilio: {type(exc).__name__}", "timeout", ambiguous=True)
-        return ChannelError(f"Twilio call failed: {type(exc).__name__}: {exc}", "error")
+        if http_client.responded:
+            # Twilio answered but the answer could not be read (e.g. not JSON): the message may exist.
+            return ChannelError(f"unreadable Twilio answer: {type(exc).__name__}", "bad_response", ambiguous=True)
+        return ChannelError(f"Twilio call failed before sending: {type(exc).__name__}: {exc}", "error")
 
     def send(self, outbound: OutboundMessage) -> SendResult:
         """Send one message. Raises ChannelError (permanent / transient / ambiguous, see base)."""
@@ -350,7 +362,7 @@ class TwilioChannel(Channel):
         try:
             message = client.messages.create(**values)
         except Exception as exc:
-            error = self._error(exc, http_client.last_headers)
+            error = self._error(exc, http_client)
             logger.warning(
                 "twilio send to %s failed: %s (permanent=%s ambiguous=%s)",
                 mask(outbound.to),
@@ -378,7 +390,7 @@ class TwilioChannel(Channel):
         try:
             account = client.api.v2010.accounts(settings.TWILIO_ACCOUNT_SID).fetch()
         except Exception as exc:
-            raise self._error(exc, http_client.last_headers) from exc
+            raise self._error(exc, http_client) from exc
         return f"Twilio OK: account {account.friendly_name}"
 
 

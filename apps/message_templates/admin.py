@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -23,6 +25,7 @@ from django.utils.safestring import mark_safe
 from apps.core.exceptions import ApplicationError
 
 from .datasources import CONTEXT_PARAMETERS, query_problems
+from .exceptions import TemplateValidationError
 from .models import (
     DataSource,
     DataSourceKind,
@@ -117,12 +120,71 @@ class WhatsAppTemplateAdmin(_InvalidatesIndex, admin.ModelAdmin):
                     obj.data_source,
                     json.dumps(result.resolved, ensure_ascii=False, indent=2),
                 )
+        test_send = reverse("admin:message_templates_whatsapptemplate_test_send", args=[obj.pk])
         return format_html(
             '<div class="template-preview" style="white-space:pre-wrap;max-width:40em;padding:.6em;'
-            'background:#dcf8c6;border-radius:6px">{}</div>{}{}',
+            'background:#dcf8c6;border-radius:6px">{}</div>{}{}<p><a class="button" href="{}">Test send…</a></p>',
             result.text,
             verdict,
             resolved,
+            test_send,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/test-send/",
+                self.admin_site.admin_view(self.test_send_view),
+                name="message_templates_whatsapptemplate_test_send",
+            ),
+            *super().get_urls(),
+        ]
+
+    def test_send_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Send the template with its sample values to one phone number, through the real outbound path."""
+        template = get_object_or_404(WhatsAppTemplate, pk=pk)
+        if not self.has_change_permission(request, template):
+            return HttpResponse(status=403)
+        form = TestSendForm(request.POST or None, initial={"channel": settings.DEFAULT_CHANNEL})
+        sent = None
+        errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            # The pipeline's services do the sending; imported here because interactions builds on this app.
+            from apps.interactions.services.contacts import contact_resolve
+            from apps.interactions.services.outbound import outbound_template_create
+
+            values = {str(k): v for k, v in (template.sample_values or {}).items()}
+            try:
+                contact = contact_resolve(channel=form.cleaned_data["channel"], phone=form.cleaned_data["phone"])
+                sent = outbound_template_create(
+                    contact=contact,
+                    template=template,
+                    values=values,
+                    channel=form.cleaned_data["channel"],
+                    idempotency_key=f"admin-test-send-{uuid.uuid4()}",
+                )
+            except TemplateValidationError as exc:
+                errors = exc.errors
+            except (ApplicationError, ValueError) as exc:
+                errors = [getattr(exc, "message", str(exc))]
+            if sent is not None:
+                self.message_user(
+                    request, f"Queued test send of {template} to {contact.phone} (message {sent.pk}).", messages.SUCCESS
+                )
+        return TemplateResponse(
+            request,
+            "admin/message_templates/template_test_send.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "original": template,
+                "title": f"Test send {template}",
+                "template_obj": template,
+                "form": form,
+                "errors": errors,
+                "sent": sent,
+                "preview": template_preview(template=template),
+            },
         )
 
     @admin.action(description="Sync from ACS")
@@ -144,6 +206,17 @@ class WhatsAppTemplateAdmin(_InvalidatesIndex, admin.ModelAdmin):
 
 
 # --- Intents --------------------------------------------------------------------------------------
+
+
+def _channel_choices() -> list[tuple[str, str]]:
+    from apps.interactions.models import Channel
+
+    return list(Channel.choices)
+
+
+class TestSendForm(forms.Form):
+    phone = forms.CharField(max_length=20, help_text="E.164, e.g. +254700000001")
+    channel = forms.ChoiceField(choices=_channel_choices)
 
 
 class KeywordInline(admin.TabularInline):

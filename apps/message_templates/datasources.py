@@ -1,8 +1,9 @@
 """Running data sources: read-only SQL with bound parameters, or a registered Python resolver.
 
 SQL runs on the default database inside its own transaction (or savepoint) that is always rolled back:
-PostgreSQL gets `SET TRANSACTION READ ONLY` and a local `statement_timeout`, SQLite `PRAGMA query_only`
-and a progress-handler deadline. Parameters are always bound by the driver (`%(name)s`), never formatted
+PostgreSQL gets `SET TRANSACTION READ ONLY`, a local `statement_timeout` and, when DATASOURCE_DATABASE_ROLE
+is set, `SET LOCAL ROLE` to that (restricted) role; SQLite gets `PRAGMA query_only` and a progress-handler
+deadline. Parameters are always bound by the driver (`%(name)s`), never formatted
 into the SQL. Queries are also checked when saved (`query_check`): one SELECT statement, known parameters.
 """
 
@@ -33,11 +34,26 @@ CONTEXT_PARAMETERS = (
     "language",
 )
 _PARAMETER_RE = re.compile(r"%\((\w+)\)s")
+# Functions that reach outside the database (server files, other sessions, configuration), run SQL built
+# from strings (which would slip past this check), change the transaction's settings or take session-level
+# locks that outlive the rolled-back transaction. READ ONLY does not stop them when the role is privileged
+# (a superuser in local development and tests), so they are refused here; DATASOURCE_DATABASE_ROLE is the
+# stronger fence. Matched in the raw text, so a name inside a string literal is refused too.
+_FORBIDDEN_FUNCTIONS_RE = re.compile(
+    r"""(?<![\w$])"?(
+        pg_read_file | pg_read_binary_file | pg_stat_file | pg_ls_\w+ | pg_file_\w+ | pg_logdir_ls
+        | lo_import | lo_export | dblink\w* | pg_terminate_backend | pg_cancel_backend | pg_signal_backend
+        | pg_reload_conf | pg_rotate_logfile | pg_promote | set_config | pg_notify
+        | query_to_xml\w* | cursor_to_xml\w* | pg_advisory\w* | pg_try_advisory\w*
+    )"?\s*\(""",
+    re.IGNORECASE | re.VERBOSE,
+)
 
 
 @functools.lru_cache(maxsize=1024)
 def query_problems(query: str) -> tuple[str, ...]:
-    """Why `query` may not be used as a data source (empty when it may): one SELECT, known parameters."""
+    """Why `query` may not be used as a data source (empty when it may): one SELECT, no forbidden function,
+    known parameters."""
     problems: list[str] = []
     statements = [s for s in sqlparse.parse(query) if s.value.strip(" \n\t;")]
     if not statements:
@@ -49,6 +65,9 @@ def query_problems(query: str) -> tuple[str, ...]:
         if kind != "SELECT":
             problems.append(f"Only SELECT queries are allowed (found {kind or 'an unknown statement'}).")
             break
+    forbidden = sorted({name.lower() for name in _FORBIDDEN_FUNCTIONS_RE.findall(query)})
+    if forbidden:
+        problems.append(f"Function(s) not allowed in a data source: {', '.join(forbidden)}.")
     unknown = sorted(set(_PARAMETER_RE.findall(query)) - set(CONTEXT_PARAMETERS))
     if unknown:
         problems.append(
@@ -125,6 +144,9 @@ def _sql_run(*, name: str, query: str, params: dict[str, str], timeout_ms: int) 
             try:
                 if connection.vendor == "postgresql":
                     cursor.execute("SET TRANSACTION READ ONLY")
+                    if settings.DATASOURCE_DATABASE_ROLE:
+                        # A role with SELECT on the business tables only: what it cannot see, no query can.
+                        cursor.execute(f"SET LOCAL ROLE {connection.ops.quote_name(settings.DATASOURCE_DATABASE_ROLE)}")
                     cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(timeout_ms))])
                     cursor.execute(query, params)
                     return _first_row(cursor)

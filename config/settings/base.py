@@ -273,6 +273,8 @@ WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
 AI_FALLBACK_APP = env.str("AI_FALLBACK_APP", default="apps.assistant")
 RAW_PAYLOAD_RETENTION_DAYS = env.int("RAW_PAYLOAD_RETENTION_DAYS", default=30)
 DATASOURCE_STATEMENT_TIMEOUT_MS = env.int("DATASOURCE_STATEMENT_TIMEOUT_MS", default=2000)
+# PostgreSQL role data source queries run as (SET LOCAL ROLE), e.g. one with SELECT on business tables only.
+DATASOURCE_DATABASE_ROLE = env.str("DATASOURCE_DATABASE_ROLE", default="")
 # How often a process checks the shared version of the keyword index (writers in-process reset it at once).
 MESSAGE_TEMPLATES_INDEX_CHECK_SECONDS = env.float("MESSAGE_TEMPLATES_INDEX_CHECK_SECONDS", default=1.0)
 

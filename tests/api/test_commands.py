@@ -87,6 +87,17 @@ def test_rebuild_rollups_since_recomputes_only_the_later_hours():
     assert later.exists() and 0 not in set(later.values_list("interactions", flat=True))
 
 
+@pytest.mark.django_db
+def test_the_worker_refresh_tick_runs_once_per_interval():
+    from apps.interactions.statistics.middleware import rollups_refresh_tick
+
+    interactions_generate(start=hour_floor(timezone.now()) - timedelta(hours=5), hours=4, count=10)
+
+    assert rollups_refresh_tick() is True
+    assert rollups_refresh_tick() is False
+    assert sum(InteractionHourlyRollup.objects.values_list("interactions", flat=True)) == 10
+
+
 def test_rebuild_rollups_rejects_a_bad_since():
     with pytest.raises(CommandError, match="not a date"):
         call_command("rebuild_rollups", "--since", "last tuesday")
@@ -108,10 +119,33 @@ def test_validate_config_reports_each_check_and_passes_on_the_test_setup():
 
 
 @pytest.mark.django_db
-def test_validate_config_fails_when_an_enabled_channel_has_no_secret(settings):
-    settings.TWILIO_ENABLED = True
-    settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+def test_validate_config_makes_an_authenticated_call_to_each_enabled_channel(twilio_emulator):
+    out = StringIO()
+
+    call_command("validate_config", stdout=out)
+
+    channel_lines = [line for line in out.getvalue().splitlines() if "Channel" in line]
+    assert len(channel_lines) == 1
+    assert channel_lines[0].startswith("✓ Channel twilio: Twilio OK: account")
+    fetches = [r for r in twilio_emulator.requests if r.method == "GET"]
+    assert [r.path for r in fetches] == [f"/2010-04-01/Accounts/{twilio_emulator.account_sid}.json"]
+
+
+@pytest.mark.django_db
+def test_validate_config_fails_when_a_channel_rejects_its_credentials(twilio_emulator, settings):
+    settings.TWILIO_AUTH_TOKEN = "not-the-token"
+    out = StringIO()
+
+    with pytest.raises(CommandError, match="1 check"):
+        call_command("validate_config", stdout=out)
+
+    assert "✗ Channel twilio:" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_validate_config_fails_when_an_enabled_channel_has_no_secret(twilio_emulator, settings):
     settings.TWILIO_AUTH_TOKEN = ""
+    settings.TWILIO_WHATSAPP_NUMBER = ""
     out = StringIO()
 
     with pytest.raises(CommandError, match="check"):

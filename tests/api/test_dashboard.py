@@ -38,6 +38,7 @@ def test_the_dashboard_renders_for_staff_with_charts_and_the_backlog(client, sta
     oldest = min([timezone.now() - timedelta(minutes=10), *replies.values_list("created_at", flat=True)])
     assert abs(dash["backlog"]["oldest_age_seconds"] - (timezone.now() - oldest).total_seconds()) < 30
     assert {row["key"] for row in dash["intents"]} <= {"booking", "hours", "prices", "greeting", "(none)"}
+    assert dash["backlog"]["oldest_age"] in html
     assert sum(e["count"] for e in dash["errors"]) == dash["totals"]["delivery"]["failed"]
 
 

@@ -242,6 +242,21 @@ def test_sender_without_wa_id_is_identified_by_user_id(meta_settings):
     )
 
 
+def test_items_with_ids_too_long_to_store_are_skipped(meta_settings):
+    payload = meta_fixture("batch")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"][0]["id"] = "wamid." + "A" * 300
+    events = _parse(payload)
+    assert [e.provider_message_id for e in events][:2] == [f"{WAMID}0021", f"{WAMID}0022"]
+
+
+def test_a_user_id_that_is_not_a_bsuid_is_ignored(meta_settings):
+    payload = meta_fixture("text")
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["from_user_id"] = "x" * 500
+    [event] = _parse(payload)
+    assert (event.sender_phone, event.sender_bsuid) == ("+16505551234", "")
+
+
 def test_every_item_of_a_batch_is_parsed_in_order(meta_settings):
     events = _parse(meta_fixture("batch"))
     assert [(type(e).__name__, e.provider_message_id) for e in events] == [
@@ -275,7 +290,7 @@ def test_status_is_parsed(meta_settings, fixture, status):
         provider_message_id=STATUS_ID,
         status=status,
         occurred_at=datetime.fromtimestamp(1749416400, tz=UTC),
-        recipient="16505551234",
+        recipient="+16505551234",
     )
 
 
@@ -289,7 +304,7 @@ def test_failed_status_carries_the_error_code_as_a_string(meta_settings):
         error_code="131047",
         error_message="Message failed to send because more than 24 hours have passed since the customer last replied "
         "to this number.",
-        recipient="16505551234",
+        recipient="+16505551234",
     )
 
 
@@ -525,8 +540,8 @@ def test_emulator_rejects_named_template_without_parameter_name(meta_emulator):
 
 
 def test_timeout_after_the_request_left_is_ambiguous(meta_emulator, settings):
-    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 0.3
-    meta_emulator.fail_next(200, delay=1.0, after_processing=True, body={"messages": [{"id": "wamid.LATE"}]})
+    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 0.5
+    meta_emulator.fail_next(200, delay=2.0, after_processing=True, body={"messages": [{"id": "wamid.LATE"}]})
     with pytest.raises(ChannelError) as caught:
         channel_get("meta").send(_outbound(text="Hola"))
     assert caught.value.ambiguous is True

@@ -246,6 +246,12 @@ def test_inbound_without_message_sid_is_malformed(twilio_settings):
         _parse(form)
 
 
+@pytest.mark.parametrize("sid", ["SM" + "a" * 300, "SM-../../x", "12345"])
+def test_message_sid_that_is_not_a_twilio_sid_is_malformed(twilio_settings, sid):
+    with pytest.raises(MalformedPayload):
+        _parse(twilio_fixture("status_delivered", MessageSid=sid, SmsSid=sid), path=STATUS_PATH)
+
+
 def test_inbound_with_unreadable_sender_is_malformed(twilio_settings):
     with pytest.raises(MalformedPayload):
         _parse(twilio_fixture("inbound_text", From="whatsapp:not-a-number"))
@@ -420,12 +426,22 @@ def test_wrong_credentials_are_a_permanent_error(twilio_emulator, settings):
 
 
 def test_timeout_after_the_request_left_is_ambiguous(twilio_emulator, settings):
-    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 0.3
-    twilio_emulator.fail_next(201, delay=1.0, after_processing=True, body={"sid": "SM" + "9" * 32})
+    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 0.5
+    twilio_emulator.fail_next(201, delay=2.0, after_processing=True, body={"sid": "SM" + "9" * 32})
     with pytest.raises(ChannelError) as caught:
         channel_get("twilio").send(_outbound(text="Hola"))
     assert caught.value.ambiguous is True
     assert len(twilio_emulator.sent) == 1  # the message did reach Twilio
+
+
+def test_unreadable_answer_after_sending_is_ambiguous(twilio_emulator):
+    twilio_emulator.fail_next(
+        201, after_processing=True, body=b"<html>proxy error</html>", headers={"Content-Type": "text/html"}
+    )
+    with pytest.raises(ChannelError) as caught:
+        channel_get("twilio").send(_outbound(text="Hola"))
+    assert (caught.value.code, caught.value.ambiguous) == ("bad_response", True)
+    assert len(twilio_emulator.sent) == 1
 
 
 def test_unreachable_api_is_transient_not_ambiguous(twilio_emulator, settings):

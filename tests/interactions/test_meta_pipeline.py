@@ -193,8 +193,8 @@ def test_rate_limited_send_is_retried_and_delivered_once(client, meta_pipeline, 
 
 
 def test_timeout_after_sending_is_marked_unknown_and_not_resent(client, meta_pipeline, drain, settings):
-    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 0.3
-    meta_pipeline.fail_next(200, delay=1.0, after_processing=True, body={"messages": [{"id": "wamid.LATE"}]})
+    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 0.5
+    meta_pipeline.fail_next(200, delay=2.0, after_processing=True, body={"messages": [{"id": "wamid.LATE"}]})
     meta_post(client, meta_delivery(messages=[meta_text_message(body="¿Cuándo es la conferencia?")]))
     drain()
 

@@ -177,8 +177,8 @@ def test_rate_limited_send_is_retried_and_delivered_once(client, twilio_pipeline
 
 
 def test_timeout_after_sending_is_marked_unknown_and_not_resent(client, twilio_pipeline, drain, settings):
-    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 0.3
-    twilio_pipeline.fail_next(201, delay=1.0, after_processing=True, body={"sid": "SM" + "1" * 32})
+    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 0.5
+    twilio_pipeline.fail_next(201, delay=2.0, after_processing=True, body={"sid": "SM" + "1" * 32})
     twilio_post(client, INBOUND_PATH, twilio_inbound_form(body="hola"))
     drain()
 

@@ -210,3 +210,42 @@ def test_the_sync_from_acs_action_reports_a_failure_and_changes_nothing(admin_cl
     assert text.startswith("Sync from ACS failed: ")
     existing.refresh_from_db()
     assert existing.body_text == "viejo"
+
+
+def test_test_send_queues_the_template_with_its_sample_values(admin_client, demo, settings):
+    from apps.interactions.models import Direction, Message
+
+    settings.SANDBOX_ENABLED = True
+    template = WhatsAppTemplate.objects.get(name="vea_event_info")
+    url = reverse("admin:message_templates_whatsapptemplate_test_send", args=[template.pk])
+    change = admin_client.get(reverse("admin:message_templates_whatsapptemplate_change", args=[template.pk]))
+    assert f'href="{url}">Test send…</a>' in change.content.decode()
+    assert admin_client.get(url).status_code == 200
+
+    response = admin_client.post(url, {"phone": "+254700000301", "channel": "sandbox"})
+    html = response.content.decode()
+    sent = Message.objects.get(direction=Direction.OUTBOUND, contact__phone="+254700000301")
+    assert f'<p id="test-send-result">Queued as message {sent.pk} (queued) on sandbox.</p>' in html
+    assert (sent.kind, sent.template_name, sent.template_language, sent.template_parameters) == (
+        "template",
+        "vea_event_info",
+        "es",
+        [
+            ["event_name", "Conferencia de Jóvenes"],
+            ["event_date", "sábado 12 de diciembre de 2026, 18:00"],
+            ["event_location", "Auditorio principal"],
+        ],
+    )
+
+
+def test_test_send_refuses_invalid_sample_values_with_the_reasons(admin_client):
+    from apps.interactions.models import Message
+
+    template = TemplateFactory(name="roto", parameters=["a"], body_text="{{a}}", sample_values={"a": "x\ny"})
+    url = reverse("admin:message_templates_whatsapptemplate_test_send", args=[template.pk])
+    html = admin_client.post(url, {"phone": "+254700000302", "channel": "sandbox"}).content.decode()
+    errors = '<ul class="errorlist" id="test-send-errors"><li>Parameter &#x27;a&#x27; contains a newline.</li></ul>'
+    assert errors in html
+    assert not Message.objects.filter(template_name="roto").exists()
+    html = admin_client.post(url, {"phone": "12", "channel": "sandbox"}).content.decode()
+    assert 'id="test-send-errors"' in html

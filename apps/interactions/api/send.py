@@ -2,102 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
-
-from django.conf import settings
-from django.db import IntegrityError, transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.accounts.models import ApiIdempotencyRecord
-from apps.core.exceptions import ApplicationError, ConflictError
+from apps.accounts.services import IdempotencyKeyMissing, api_send
 from apps.core.phone import InvalidPhoneNumber, phone_normalize
-from apps.message_templates.services import template_get
 
-from ..models import Channel, Contact, Message
-from ..services.contacts import contact_resolve
-from ..services.outbound import outbound_template_create, outbound_text_create
+from ..models import Channel
 from .base import COMMON_ERRORS, ErrorSerializer, WriteApiView, bad_request, error_example
-from .templates import ParametersField, parameters_as_values
-
-# Keys derived here are UUIDs (ACS sends them as Repeatability-Request-ID), unique per user and client key.
-SEND_KEY_NAMESPACE = uuid.UUID("6f7a1f3e-3d55-4a0e-9a49-2f3d2b7c6e10")
-
-
-class IdempotencyKeyMissing(ApplicationError):
-    code = "IDEMPOTENCY_KEY_REQUIRED"
-
-
-class IdempotencyKeyConflict(ConflictError):
-    code = "IDEMPOTENCY_KEY_REUSED"
-
-
-def send_message_key(*, user_id: int, client_key: str) -> uuid.UUID:
-    return uuid.uuid5(SEND_KEY_NAMESPACE, f"{user_id}:{client_key}")
-
-
-def _request_hash(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _replay(record: ApiIdempotencyRecord, request_hash: str) -> Message:
-    if record.request_hash != request_hash:
-        raise IdempotencyKeyConflict(
-            "This Idempotency-Key was already used with a different request body.",
-            {"idempotency_key": record.client_key},
-        )
-    message = Message.objects.filter(idempotency_key=str(record.message_key)).first()
-    if message is None:  # the first request is still being committed or failed: the client retries
-        raise ConflictError(
-            "A request with this Idempotency-Key is in progress.", {"idempotency_key": record.client_key}
-        )
-    return message
-
-
-def _contact_for(phone: str, channel: str) -> Contact:
-    # An existing contact keeps the channel it last wrote from; sending never changes it.
-    contact = Contact.objects.filter(phone=phone).first()
-    return contact or contact_resolve(channel=channel or settings.DEFAULT_CHANNEL, phone=phone)
-
-
-def api_send(*, user, client_key: str, data: dict) -> tuple[Message, bool]:
-    """Queue the message described by `data` for `user`, once per `client_key`. Returns (message, created).
-
-    Raises IdempotencyKeyConflict (409) when the key was used with another body, WindowClosedError /
-    OptedOutError (409), TemplateValidationError (400) and NotFoundError (404, unknown template).
-    """
-    request_hash = _request_hash(data)
-    existing = ApiIdempotencyRecord.objects.filter(user=user, client_key=client_key).first()
-    if existing is not None:
-        return _replay(existing, request_hash), False
-    message_key = send_message_key(user_id=user.pk, client_key=client_key)
-    try:
-        with transaction.atomic():
-            # The unique (user, client_key) makes a concurrent twin wait here, then fail and replay below.
-            record = ApiIdempotencyRecord.objects.create(
-                user=user, client_key=client_key, message_key=message_key, request_hash=request_hash
-            )
-            contact = _contact_for(data["phone_number"], data.get("channel") or "")
-            common = {"contact": contact, "channel": data.get("channel") or None, "idempotency_key": str(message_key)}
-            if data.get("template_name"):
-                template = template_get(name=data["template_name"], language=data.get("language") or "")
-                values = parameters_as_values(template, data.get("parameters") or {})
-                message = outbound_template_create(template=template, values=values, **common)
-            else:
-                message = outbound_text_create(text=data["message"], **common)
-            record.message = message
-            record.save(update_fields=["message"])
-    except IntegrityError:
-        record = ApiIdempotencyRecord.objects.filter(user=user, client_key=client_key).first()
-        if record is None:
-            raise
-        return _replay(record, request_hash), False
-    return message, True
+from .templates import ParametersField
 
 
 class SendApi(WriteApiView):

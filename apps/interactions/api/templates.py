@@ -5,6 +5,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.accounts.services import template_values_from
 from apps.message_templates.exceptions import TemplateValidationError
 from apps.message_templates.models import TemplateCategory, TemplateStatus, WhatsAppTemplate
 from apps.message_templates.services import template_get, template_render
@@ -20,17 +21,6 @@ def templates_list(*, category: str = "", active_only: bool = False):
     if active_only:
         templates = templates.filter(active=True, status=TemplateStatus.APPROVED)
     return templates
-
-
-def parameters_as_values(template: WhatsAppTemplate, parameters) -> dict:
-    """Parameters as given (an object by name, or a list in the template's declared order) → values by name."""
-    if isinstance(parameters, dict):
-        return {str(k): v for k, v in parameters.items()}
-    declared = [str(p) for p in template.parameters or []]
-    values = dict(zip(declared, parameters, strict=False))
-    # Extra positional values are reported by the validation as unexpected parameters.
-    values.update({str(i + 1): v for i, v in enumerate(parameters) if i >= len(declared)})
-    return values
 
 
 class ParametersField(serializers.JSONField):
@@ -204,7 +194,7 @@ class TemplateTestApi(WriteApiView):
         template = template_get(name=data["template_name"], language=data["language"])
         body = {"template_name": template.name, "language": template.language}
         try:
-            rendered = template_render(template=template, values=parameters_as_values(template, data["parameters"]))
+            rendered = template_render(template=template, values=template_values_from(template, data["parameters"]))
         except TemplateValidationError as exc:
             body.update(valid=False, rendered_text=None, parameters=[], errors=exc.errors)
         else:

@@ -94,7 +94,24 @@ def backlog_get() -> dict[str, Any]:
     )
     oldest = counts["oldest"]
     age = int((timezone.now() - oldest).total_seconds()) if oldest else None
-    return {"inbound_received": counts["inbound"], "outbound_queued": counts["outbound"], "oldest_age_seconds": age}
+    return {
+        "inbound_received": counts["inbound"],
+        "outbound_queued": counts["outbound"],
+        "oldest_age_seconds": age,
+        "oldest_age": _duration(age),
+    }
+
+
+def _duration(seconds: int | None) -> str:
+    """`93784` → "1 d 2 h", `125` → "2 min 5 s": the two largest units."""
+    if seconds is None:
+        return "–"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+    return " ".join(parts[:2])
 
 
 def dashboard_get(*, days: int = 30, tz: str = "UTC") -> dict[str, Any]:

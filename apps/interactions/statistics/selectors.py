@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -190,16 +191,6 @@ def _raw_rows(query: StatisticsQuery, lo: datetime, hi: datetime):
     )
 
 
-def _fetch(queryset) -> list[tuple]:
-    """Rows as plain tuples straight from the cursor: Django's per-value converters cost more than the query."""
-    if isinstance(queryset, list):
-        return queryset
-    sql, params = queryset.query.sql_with_params()
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
 def _rollup_errors(query: StatisticsQuery, period: str, lo: datetime, hi: datetime):
     return (
         DeliveryErrorRollup.objects.filter(query.filters(), period=period, bucket_start__gte=lo, bucket_start__lt=hi)
@@ -220,12 +211,62 @@ def _raw_errors(query: StatisticsQuery, lo: datetime, hi: datetime):
     )
 
 
-def _union(querysets: list):
-    """One round trip for every segment's rows."""
-    if not querysets:
+def _raw_contacts(query: StatisticsQuery, lo: datetime, hi: datetime):
+    return (
+        Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
+        .values_list("contact_id")
+        .order_by()
+    )
+
+
+def _segment_queryset(what: str, kind: str, query: StatisticsQuery, lo: datetime, hi: datetime):
+    if what == "rows":
+        if kind == "raw":
+            return _raw_rows(query, lo, hi)
+        return _rollup_rows(InteractionDailyRollup if kind == "day" else InteractionHourlyRollup, query, lo, hi)
+    if what == "errors":
+        return _raw_errors(query, lo, hi) if kind == "raw" else _rollup_errors(query, kind, lo, hi)
+    return _raw_contacts(query, lo, hi)
+
+
+# Compiling these querysets (dozens of filtered aggregates) costs more than running them on rollups, and their
+# shape depends only on (what, kind, group_by, tz, which filters): compile once with sentinel values, then
+# substitute the real bounds and filter values into the parameters.
+_SENTINEL_LO = datetime(1001, 1, 1, tzinfo=UTC)
+_SENTINEL_HI = datetime(1001, 1, 2, tzinfo=UTC)
+_FILTER_NAMES = ("channel", "intent", "template", "route")
+
+
+@lru_cache(maxsize=512)
+def _compiled(what: str, kind: str, group_by: str, tz_key: str, filters: tuple[str, ...], alias: str):
+    sentinels = {name: f"\x00{name}\x00" for name in filters}
+    shape = StatisticsQuery(start=_SENTINEL_LO, end=_SENTINEL_HI, tz=ZoneInfo(tz_key), group_by=group_by, **sentinels)
+    sql, params = _segment_queryset(what, kind, shape, _SENTINEL_LO, _SENTINEL_HI).query.sql_with_params()
+    adapt = connections[alias].ops.adapt_datetimefield_value
+    slots = {adapt(_SENTINEL_LO): "lo", adapt(_SENTINEL_HI): "hi", **{v: k for k, v in sentinels.items()}}
+    template = [slots.get(p) if isinstance(p, str | datetime) else None for p in params]
+    return sql, tuple(params), tuple(template)
+
+
+def _fetch(what: str, query: StatisticsQuery, segments: list[Segment], *, kinds: tuple[str, ...] = ()) -> list:
+    """Every segment's rows in one UNION ALL round trip, as plain tuples (no per-value ORM conversion)."""
+    alias = Interaction.objects.db
+    connection = connections[alias]
+    adapt = connection.ops.adapt_datetimefield_value
+    filters = tuple(name for name in _FILTER_NAMES if getattr(query, name))
+    parts, all_params = [], []
+    for kind, lo, hi in segments:
+        if kinds and kind not in kinds:
+            continue
+        sql, params, template = _compiled(what, kind, query.group_by, query.tz.key, filters, alias)
+        values = {"lo": adapt(lo), "hi": adapt(hi), **{name: getattr(query, name) for name in filters}}
+        parts.append(sql)
+        all_params += [values[slot] if slot else param for param, slot in zip(params, template, strict=True)]
+    if not parts:
         return []
-    first, *rest = querysets
-    return first.union(*rest, all=True) if rest else first
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), all_params)
+        return cursor.fetchall()
 
 
 _COUNTER_AT = {name: index for index, name in enumerate(ROW_COLUMNS)}
@@ -258,14 +299,7 @@ def _unique_contacts(query: StatisticsQuery, segments: list[tuple[str, datetime,
     sketches = ContactDailySketch.objects.filter(day__gte=first_day, day__lte=last_day)
     sketches = sketches.filter(channel=query.channel or ALL_CHANNELS)
     sketch = sketch_merge(sketches.values_list("registers", flat=True))
-    raw = [
-        Interaction.objects.filter(query.filters(), created_at__gte=lo, created_at__lt=hi)
-        .values_list("contact_id", flat=True)
-        .order_by()
-        for kind, lo, hi in segments
-        if kind == "raw"
-    ]
-    for contact_id in _union(raw):
+    for (contact_id,) in _fetch("contacts", query, segments, kinds=("raw",)):
         sketch_add(sketch, contact_id)
     return sketch_estimate(sketch), "hll"
 
@@ -308,18 +342,9 @@ def statistics_compute(*, query: StatisticsQuery) -> dict[str, Any]:
     segments = _plan(query, window)
     buckets: dict[str, _Bucket] = defaultdict(_Bucket)
     errors: Counter = Counter()
-    rows, error_rows = [], []
-    for kind, lo, hi in segments:
-        if kind == "raw":
-            rows.append(_raw_rows(query, lo, hi))
-            error_rows.append(_raw_errors(query, lo, hi))
-        else:
-            model = InteractionDailyRollup if kind == "day" else InteractionHourlyRollup
-            rows.append(_rollup_rows(model, query, lo, hi))
-            error_rows.append(_rollup_errors(query, kind, lo, hi))
-    for row in _fetch(_union(rows)):
+    for row in _fetch("rows", query, segments):
         _add_row(buckets[_key_value(row[0], query.group_by)], row)
-    for code, count in _fetch(_union(error_rows)):
+    for code, count in _fetch("errors", query, segments):
         errors[code or "unknown"] += count or 0
 
     total = _Bucket()
