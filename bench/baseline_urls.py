@@ -21,7 +21,6 @@ from django.views.decorators.http import require_POST
 from bench.baseline_table import QUEUE, TABLE
 
 
-
 @cache
 def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)

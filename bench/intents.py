@@ -23,10 +23,43 @@ TEMPLATES = 1000
 KEYWORDS_PER_TEMPLATE = 10
 MESSAGES = 20_000
 SYLLABLES = [c + v for c in "bcdfglmnprstvz" for v in "aeiou"] + ["que", "tra", "pre", "cla", "gri"]
-FILLER = (
-    "hola quiero saber por favor cuando donde como es el la los de del para mi una un que tengo una pregunta "
-    "gracias buenas tardes necesito ayuda con esto sobre informacion hoy mañana semana ahora"
-).split()
+FILLER = [
+    "hola",
+    "quiero",
+    "saber",
+    "por",
+    "favor",
+    "cuando",
+    "donde",
+    "como",
+    "es",
+    "el",
+    "la",
+    "los",
+    "de",
+    "del",
+    "para",
+    "mi",
+    "una",
+    "un",
+    "que",
+    "tengo",
+    "una",
+    "pregunta",
+    "gracias",
+    "buenas",
+    "tardes",
+    "necesito",
+    "ayuda",
+    "con",
+    "esto",
+    "sobre",
+    "informacion",
+    "hoy",
+    "mañana",
+    "semana",
+    "ahora",
+]
 
 
 def _word(rng: random.Random, syllables: int) -> str:

@@ -204,3 +204,35 @@ def test_the_queued_message_can_be_followed_by_id(integrator_client, contact_in_
 
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["text"]) == ("queued", "Your table is ready.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_requests_with_one_key_send_one_message(integrator, broker):
+    # `broker`: these commits really enqueue the delivery; the fixture flushes it afterwards.
+    import threading
+
+    from django.db import connection
+
+    from .conftest import _client_for
+
+    ContactFactory(phone=PHONE, last_inbound_at=timezone.now() - timedelta(minutes=5))
+    barrier = threading.Barrier(2)
+    responses = []
+
+    def post():
+        try:
+            barrier.wait(timeout=10)
+            responses.append(_send(_client_for(integrator), {"phone_number": PHONE, "message": "Once only."}))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(r.status_code for r in responses) == [202, 202]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert sorted(r.json()["created"] for r in responses) == [False, True]
+    assert Message.objects.filter(direction=Direction.OUTBOUND).count() == 1

@@ -44,3 +44,25 @@ def tripwire():
     wire = Tripwire()
     yield wire
     wire.close()
+
+
+def _virtual_memory_bytes() -> int:
+    for line in open("/proc/self/status"):  # noqa: SIM115
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.fixture
+def memory_cap():
+    """Cap this process's address space at its current size + 1.5 GiB for the test: input that makes code
+    allocate without bound raises MemoryError here instead of having the kernel kill the whole test run."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _virtual_memory_bytes() + 1536 * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    try:
+        yield cap
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

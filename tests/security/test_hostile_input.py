@@ -17,7 +17,7 @@ from django.db import connection
 from apps.interactions.models import Contact, Direction, Interaction, Message, StatusUpdate, WebhookLog
 from apps.message_templates.datasources import datasource_run
 from apps.message_templates.exceptions import DataSourceError
-from apps.message_templates.models import DataSource, DemoEvent
+from apps.message_templates.models import DataSource
 from apps.message_templates.seed import message_templates_demo_seed
 from tests.emulators import acs_events, meta_events, twilio_requests
 
@@ -94,7 +94,9 @@ def test_every_webhook_answers_413_to_an_unsigned_oversized_body_before_checking
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_a_body_exactly_at_the_limit_is_accepted(client, settings, acs_emulator, twilio_emulator, meta_emulator, endpoint):
+def test_a_body_exactly_at_the_limit_is_accepted(
+    client, settings, acs_emulator, twilio_emulator, meta_emulator, endpoint
+):
     settings.WEBHOOK_MAX_BODY_BYTES = LIMIT
     path, body, content_type, headers = _oversized(endpoint, LIMIT)
     assert len(body) == LIMIT
@@ -214,15 +216,6 @@ SERVER_FILE_QUERIES = [
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "FINDING for apps/message_templates/datasources.py: queries run with the application's own database "
-        "role; when that role is a superuser (local PostgreSQL, tests) READ ONLY does not stop server-side "
-        "file functions, so a data source can put server files into a template parameter. Fix: run data "
-        "sources under a dedicated role without pg_read_server_files (SET LOCAL ROLE) or refuse these functions."
-    ),
-)
 @pytest.mark.parametrize("query", SERVER_FILE_QUERIES)
 def test_a_data_source_cannot_read_files_of_the_database_server(query):
     source = DataSource.objects.create(name="files", query=query)
@@ -308,7 +301,9 @@ def test_admin_pages_show_hostile_message_text_and_profile_names_escaped(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sandbox_returns_hostile_text_as_json_data_and_its_page_never_inserts_html(client, sandbox, demo_templates, drain):
+def test_sandbox_returns_hostile_text_as_json_data_and_its_page_never_inserts_html(
+    client, sandbox, demo_templates, drain
+):
     response = client.post(
         "/sandbox/api/messages/",
         {"phone": "+254700000021", "name": XSS_NAME, "text": XSS_TEXT},

@@ -1,0 +1,118 @@
+"""P2 end to end: signed ACS webhook in → template reply accepted by the ACS emulator, with a real worker.
+
+gunicorn and `manage.py rundramatiq` run as processes on the benchmark database (seeded with the demo data:
+"¿Cuándo es la conferencia?" matches the `eventos` intent, whose template is filled by the demo events SQL data
+source). The ACS emulator runs in this process and timestamps every delivery; an open-loop generator posts at
+100 messages/s for 60 s (10 s with --quick), each from its own sender, so a reply is traced to its message by
+recipient. Latency = reply accepted by the emulator − the message's due time at the generator.
+Target: p95 ≤ 100 ms, nothing lost.
+
+The worker paces sends under WhatsApp's default 80 messages/s per business number (apps/channels/throttle.py),
+so at 100/s the replies queue behind that limit; BENCH_ACS_SEND_RATE sets ACS_SEND_RATE_PER_SECOND for a
+number whose limit was raised (the figure is reported for both when run twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+from bench import harness
+from bench.loadgen import HttpRequest, open_loop, percentile, summarize
+from tests.emulators import acs_events
+from tests.emulators.acs import AcsEmulator
+
+RATE = 100
+
+
+class TimedAcsEmulator(AcsEmulator):
+    """The ACS emulator, noting when each message was first accepted (by recipient)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.accepted_at: dict[str, float] = {}
+        self._times_lock = threading.Lock()
+
+    def _send(self, request):
+        reply = super()._send(request)
+        if 200 <= reply.status < 300:
+            try:
+                recipient = json.loads(request.body)["to"][0]
+            except (ValueError, KeyError, IndexError, TypeError):
+                return reply
+            with self._times_lock:
+                self.accepted_at.setdefault(recipient.lstrip("+"), time.time())
+        return reply
+
+
+def _requests(count: int) -> tuple[list[HttpRequest], list[str]]:
+    requests, senders = [], []
+    for i in range(count):
+        sender = f"2547{20_000_000 + i:08d}"
+        event = acs_events.received_event(text="¿Cuándo es la conferencia?", sender=sender)
+        requests.append(
+            HttpRequest(acs_events.webhook_url(), json.dumps([event]).encode(), (("Content-Type", "application/json"),))
+        )
+        senders.append(sender)
+    return requests, senders
+
+
+def run(*, quick: bool = False) -> dict:
+    seconds = 10 if quick else 60
+    emulator = TimedAcsEmulator().start()
+    extra = {
+        "ACS_CONNECTION_STRING": emulator.connection_string,
+        "ACS_CHANNEL_REGISTRATION_ID": emulator.channel_id,
+    }
+    if os.environ.get("BENCH_ACS_SEND_RATE"):
+        extra["ACS_SEND_RATE_PER_SECOND"] = os.environ["BENCH_ACS_SEND_RATE"]
+    env = harness.environment(**extra)
+    harness.database_prepare(env)
+    harness.manage(env, "seed_demo", quiet=True)
+    requests, senders = _requests(RATE * seconds)
+    try:
+        with harness.gunicorn(env) as (port, server_config), harness.worker(env, threads=8):
+            warm, _ = _requests(20)
+            warm = [HttpRequest(r.path, r.body.replace(b"25472", b"25479"), r.headers) for r in warm]
+            open_loop(host="127.0.0.1", port=port, requests=warm, rate=20, connections=4)
+            deadline = time.monotonic() + 60
+            while len(emulator.accepted_at) < len(warm) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            emulator.accepted_at.clear()
+
+            result = open_loop(host="127.0.0.1", port=port, requests=requests, rate=RATE, connections=32)
+            deadline = time.monotonic() + 120
+            while len(emulator.accepted_at) < len(senders) and time.monotonic() < deadline:
+                time.sleep(0.2)
+    finally:
+        emulator.stop()
+    due = {senders[s.index]: s.sent_at for s in result.samples}
+    latencies = [emulator.accepted_at[sender] - due[sender] for sender in senders if sender in emulator.accepted_at]
+    lost = len(senders) - len(latencies)
+    webhook = summarize(result)
+    payload = {
+        "benchmark": "P2 end to end (ACS)",
+        "rate_per_s": RATE,
+        "seconds": seconds,
+        "messages": len(senders),
+        "webhook": webhook,
+        "replies": len(latencies),
+        "lost": lost,
+        "deliveries_at_emulator": len(emulator.deliveries),
+        "latency_ms": {
+            name: round(percentile(latencies, q) * 1000, 1)
+            for name, q in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
+        },
+        "acs_send_rate_per_second": extra.get("ACS_SEND_RATE_PER_SECOND", "80 (default)"),
+        "server": server_config,
+        "worker": "manage.py rundramatiq --processes 1 --threads 8",
+        "meets_target": lost == 0 and percentile(latencies, 95) <= 0.1,
+        "target": "p95 <= 100 ms at 100 messages/s for 60 s, nothing lost",
+    }
+    print(
+        f"P2: {len(latencies)}/{len(senders)} answered, p50 {payload['latency_ms']['p50']} ms, "
+        f"p95 {payload['latency_ms']['p95']} ms, p99 {payload['latency_ms']['p99']} ms"
+    )
+    return payload
