@@ -14,8 +14,7 @@ from rest_framework.authtoken.models import Token
 
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.interactions.models import Contact, Message
-from apps.interactions.services.contacts import contact_resolve
-from apps.interactions.services.outbound import outbound_template_create, outbound_text_create
+from apps.interactions.services import contact_resolve, outbound_template_create, outbound_text_create
 from apps.message_templates.services import template_get
 
 from .models import ApiIdempotencyRecord

@@ -11,10 +11,14 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import dramatiq
 import httpx
 import psycopg
 import pytest
 from django.core.cache import cache
+from dramatiq.brokers.redis import RedisBroker
+
+from apps.core.telemetry import TRACE_CONTEXT_OPTION
 
 from .bicep import ROOT
 from .conftest import free_port, production_env
@@ -155,18 +159,22 @@ def test_migrate_sh_grants_the_worker_role_row_privileges_on_every_table(deploy_
 
 
 def test_worker_sh_runs_dramatiq_and_answers_health_with_broker_and_heartbeat(
-    deploy_database_url, redis_url, start_script
+    deploy_database_url, redis_url, start_script, ingestion
 ):
     migrated = run_migrate(web_env(deploy_database_url, redis_url, RELAY_BUILD_ID=f"w-{uuid.uuid4().hex}"))
     assert migrated.returncode == 0, migrated.stderr
+    namespace = f"relay-deploy-{uuid.uuid4().hex[:8]}"
     env = production_env(
         "worker",
         database_url=deploy_database_url,
         redis_url=redis_url,
         DRAMATIQ_THREADS="2",
-        DRAMATIQ_NAMESPACE=f"relay-deploy-{uuid.uuid4().hex[:8]}",
+        DRAMATIQ_NAMESPACE=namespace,
         WORKER_HEARTBEAT_GRACE_SECONDS="0",
         WORKER_HEARTBEAT_SECONDS="1",
+        APPLICATIONINSIGHTS_CONNECTION_STRING=ingestion.connection_string,
+        APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+        OTEL_BSP_SCHEDULE_DELAY="200",
     )
     worker = start_script("deploy/worker.sh", env)
     response = worker.wait_for_health(timeout=90)
@@ -178,6 +186,41 @@ def test_worker_sh_runs_dramatiq_and_answers_health_with_broker_and_heartbeat(
     assert body["checks"]["heartbeat"]["status"] == "up"
     assert body["checks"]["heartbeat"]["age_seconds"] < 120
     assert "Worker process is ready for action" in worker.output()
+
+    # A message enqueued inside a trace (as the webhook does) is processed in that same operation, and the
+    # worker's database queries are dependencies of it: configure_azure_monitor() ran at worker boot.
+    trace_id, parent_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    sender = RedisBroker(url=redis_url, namespace=namespace, middleware=[])
+    sender.enqueue(
+        dramatiq.Message(
+            queue_name="default",
+            actor_name="inbound_process_task",
+            args=(0,),
+            kwargs={},
+            options={TRACE_CONTEXT_OPTION: {"traceparent": f"00-{trace_id}-{parent_id}-01"}},
+        )
+    )
+
+    def in_operation(base_type: str):
+        def predicate(request) -> bool:
+            return any(
+                e["data"]["baseType"] == base_type and e["tags"].get("ai.operation.id") == trace_id
+                for e in ingestion.envelopes_of(request)
+            )
+
+        return predicate
+
+    ingestion.wait_for(1, timeout=30, predicate=in_operation("RemoteDependencyData"))
+    ingestion.wait_for(1, timeout=30, predicate=in_operation("RequestData"))
+    envelopes = [e for e in ingestion.envelopes() if e["tags"].get("ai.operation.id") == trace_id]
+    [processed] = [e for e in envelopes if e["data"]["baseType"] == "RequestData"]
+    assert processed["data"]["baseData"]["name"] == "inbound_process_task process"
+    assert processed["tags"]["ai.operation.parentId"] == parent_id
+    assert processed["tags"]["ai.cloud.role"] == "relay-worker"
+    print("ENVELOPE", processed)
+    assert processed["data"]["baseData"]["properties"]["messaging.destination.name"] == "default"
+    queries = [e for e in envelopes if e["data"]["baseType"] == "RemoteDependencyData"]
+    assert {e["data"]["baseData"]["type"] for e in queries} == {"postgresql"}
 
     # The health server lives exactly as long as the worker: stop the worker alone and it goes too.
     os.kill(worker.process.pid, signal.SIGTERM)

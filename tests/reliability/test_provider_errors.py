@@ -94,7 +94,7 @@ def test_429_then_5xx_are_retried_with_backoff_and_delivered_once(client, channe
 def _script_permanent(channel: str, emulator) -> str:
     if channel == "acs":
         emulator.fail_next(400, body={"error": {"code": "BadRequest", "message": "Invalid recipient."}})
-        return "400"
+        return "BadRequest"
     if channel == "twilio":
         emulator.fail_with_code(21211, status=400, message="Invalid 'To' Phone Number")
         return "21211"
