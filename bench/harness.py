@@ -61,6 +61,7 @@ def machine() -> dict:
         "postgres": command("psql", "--version"),
         "redis": command("redis-server", "--version"),
         "wrk": command("wrk", "--version").splitlines()[0] if shutil.which("wrk") else "",
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
 
 

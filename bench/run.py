@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -54,7 +55,13 @@ def main(argv: list[str]) -> int:
             traceback.print_exc()
             failed.append(key)
             continue
-        payload.update(machine=machine, quick=args.quick, wall_seconds=round(time.monotonic() - started, 1))
+        payload.update(
+            machine=machine,
+            quick=args.quick,
+            wall_seconds=round(time.monotonic() - started, 1),
+            # Other work on the machine skews every figure; the load average says how much there was.
+            load_average_after=[round(x, 2) for x in os.getloadavg()],
+        )
         path = harness.write_result(result_name, payload)
         print(f"{key}: written to {path.relative_to(harness.ROOT)}")
     return 1 if failed else 0

@@ -24,8 +24,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 HEARTBEAT_KEY = "worker:heartbeat"
 STARTED = time.monotonic()
-MAX_AGE_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_MAX_AGE_SECONDS", "60"))
-GRACE_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_GRACE_SECONDS", "120"))
+MAX_AGE_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_MAX_AGE_SECONDS") or "60")
+GRACE_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_GRACE_SECONDS") or "120")
 
 
 def _broker() -> dict:
@@ -111,7 +111,7 @@ def main() -> int:
     import django
 
     django.setup()
-    port = int(os.environ.get("PORT", "8000"))
+    port = int(os.environ.get("PORT") or "8000")
     server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 (the platform pings the container)
     server.daemon_threads = True
     if os.environ.get("WORKER_HEALTH_EXIT_WITH_PARENT", "true") != "false":

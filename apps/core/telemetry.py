@@ -48,7 +48,8 @@ def _tracer():
 
 
 class TelemetryMiddleware(dramatiq.Middleware):
-    """One CONSUMER span per processed message (attributes: message id, actor, queue, retries), a child of
+    """One CONSUMER span per processed message (attributes: message id, actor, queue, retries, the row ids
+    it was given), a child of
     the span that was current when the message was enqueued. Without telemetry configured the tracer is
     OpenTelemetry's no-op one and this costs next to nothing."""
 
@@ -78,6 +79,11 @@ class TelemetryMiddleware(dramatiq.Middleware):
                 "messaging.message.id": message.message_id,
                 "relay.actor": message.actor_name,
                 "relay.retries": int(message.options.get("retries", 0)),
+                # Application Insights keeps messaging.* out of customDimensions: repeat the id there.
+                "relay.dramatiq_message_id": message.message_id,
+                # Actors take row ids (Message, Interaction): they tie the span to the rows. Only integers,
+                # so no text (a phone number) can ever land in telemetry.
+                "relay.args": ",".join(str(arg) for arg in message.args if type(arg) is int),
             },
         )
         token = context.attach(trace.set_span_in_context(span, parent))

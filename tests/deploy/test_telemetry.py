@@ -59,6 +59,8 @@ def test_a_message_is_processed_in_a_consumer_span_that_continues_the_enqueuing_
         "messaging.message.id": message.message_id,
         "relay.actor": "telemetry_probe",
         "relay.retries": 0,
+        "relay.dramatiq_message_id": message.message_id,
+        "relay.args": "",
     }
     assert process.status.status_code == StatusCode.UNSET
     # The actor ran inside that span, so its own HTTP / SQL spans nest under it.

@@ -110,3 +110,16 @@ def test_webhook_log_headers_are_redacted(client, acs_inbound):
     assert headers["Authorization"] == "[redacted]"
     assert headers["X-Twilio-Signature"] == "[redacted]"
     assert headers["Aeg-Event-Type"] == "Notification"
+
+
+def test_text_postgresql_cannot_store_is_cleaned_not_a_server_error(client, acs_inbound):
+    # Valid JSON, but a NUL and a lone surrogate: PostgreSQL refuses both in text and jsonb.
+    event = received_event(text="hola\u0000 \ud800 mundo")
+    body = json.dumps([event])
+
+    response = client.post(webhook_url(), body, content_type="application/json")
+
+    assert response.status_code == 200
+    message = Message.objects.get()
+    assert "\x00" not in message.text and "mundo" in message.text
+    assert message.raw_payload["data"]["messageId"] == event["data"]["messageId"]

@@ -19,6 +19,7 @@ from apps.channels.base import (
 )
 
 from ..models import Contact, Direction, Interaction, Message, MessageStatus, StatusUpdate, WebhookLog
+from .clean import db_json, db_text
 from .contacts import contact_resolve
 from .enqueue import enqueue_on_commit
 
@@ -65,7 +66,10 @@ def inbound_record(*, event: InboundEvent) -> Message | None:
     name and channel.
     """
     contact = contact_resolve(
-        channel=event.channel, phone=event.sender_phone, bsuid=event.sender_bsuid, profile_name=event.profile_name
+        channel=event.channel,
+        phone=db_text(event.sender_phone),
+        bsuid=db_text(event.sender_bsuid),
+        profile_name=db_text(event.profile_name),
     )
     now = timezone.now()
     received_at = min(event.received_at or now, now)
@@ -81,13 +85,13 @@ def inbound_record(*, event: InboundEvent) -> Message | None:
                 contact=contact,
                 direction=Direction.INBOUND,
                 channel=event.channel,
-                provider_message_id=event.provider_message_id,
+                provider_message_id=db_text(event.provider_message_id),
                 kind=str(event.kind),
-                text=text,
-                payload=(event.payload or "")[:500],
-                media={**_media_dict(event), **({"location": location} if location else {})},
+                text=db_text(text),
+                payload=db_text(event.payload or "")[:500],
+                media=db_json({**_media_dict(event), **({"location": location} if location else {})}),
                 status=MessageStatus.RECEIVED,
-                raw_payload=event.raw or {},
+                raw_payload=db_json(event.raw or {}),
                 received_at=received_at,
             )
     except IntegrityError:
@@ -187,19 +191,19 @@ def status_record(*, event: StatusEvent) -> None:
         with transaction.atomic():
             update = StatusUpdate.objects.create(
                 channel=event.channel,
-                provider_message_id=event.provider_message_id,
+                provider_message_id=db_text(event.provider_message_id),
                 status=str(event.status),
                 occurred_at=event.occurred_at or timezone.now(),
-                error_code=(event.error_code or "")[:40],
-                error_message=event.error_message or "",
-                raw_payload=event.raw or {},
+                error_code=db_text(event.error_code or "")[:40],
+                error_message=db_text(event.error_message or ""),
+                raw_payload=db_json(event.raw or {}),
             )
     except IntegrityError:
         logger.info("duplicate status %s for %s ignored", event.status, event.provider_message_id)
         return
     message = (
         Message.objects.select_for_update(no_key=True)
-        .filter(channel=event.channel, provider_message_id=event.provider_message_id, direction=Direction.OUTBOUND)
+        .filter(channel=event.channel, provider_message_id=update.provider_message_id, direction=Direction.OUTBOUND)
         .first()
     )
     if message is None:
@@ -285,12 +289,12 @@ def webhook_log_write(
 ) -> WebhookLog:
     return WebhookLog.objects.create(
         channel=channel,
-        method=method[:10],
-        path=path[:500],
-        headers=headers_redact(headers),
-        body=body,
+        method=db_text(method)[:10],
+        path=db_text(path)[:500],
+        headers=db_json(headers_redact(headers)),
+        body=db_text(body),
         status_code=status_code,
         duration_ms=duration_ms,
         events=events,
-        error=error[:2000],
+        error=db_text(error)[:2000],
     )

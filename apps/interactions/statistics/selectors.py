@@ -31,7 +31,7 @@ from ..models import (
 )
 from .hll import sketch_add, sketch_estimate, sketch_merge
 from .latency import histogram_add, histogram_empty, histogram_percentile
-from .services import ALL_CHANNELS, COUNTERS, DAY, HOUR, day_floor, hour_floor, raw_aggregates, rollup_window
+from .services import ALL_CHANNELS, COARSE, COUNTERS, DAY, HOUR, day_floor, hour_floor, raw_aggregates, rollup_window
 
 GROUP_BY_TIME = ("day", "week")
 GROUP_BY_DIMENSION = {"intent": "intent", "template": "template_name", "channel": "channel", "route": "route"}
@@ -163,10 +163,21 @@ def _key_value(value: Any, group_by: str) -> str:
 ROW_COLUMNS = ("key", *COUNTERS, *LATENCY_COLUMNS, *(f"route_{route}" for route in Route.values))
 
 
+def _coarse_ok(query: StatisticsQuery) -> bool:
+    """Whether the daily rows summed over intents and templates can answer this query."""
+    return not (query.intent or query.template or query.group_by in ("intent", "template"))
+
+
+def _grain(model, query: StatisticsQuery) -> Q:
+    if model is InteractionHourlyRollup:
+        return Q()
+    return Q(intent=COARSE) if _coarse_ok(query) else ~Q(intent=COARSE)
+
+
 def _rollup_rows(model, query: StatisticsQuery, lo: datetime, hi: datetime):
     # One row per bucket (routes as columns) rather than per (bucket, route): 5-8 times fewer rows to read.
     return (
-        model.objects.filter(query.filters(), bucket_start__gte=lo, bucket_start__lt=hi)
+        model.objects.filter(query.filters(), _grain(model, query), bucket_start__gte=lo, bucket_start__lt=hi)
         .annotate(key=_key_expression(query, "bucket_start"))
         .values("key")
         .annotate(
@@ -193,7 +204,13 @@ def _raw_rows(query: StatisticsQuery, lo: datetime, hi: datetime):
 
 def _rollup_errors(query: StatisticsQuery, period: str, lo: datetime, hi: datetime):
     return (
-        DeliveryErrorRollup.objects.filter(query.filters(), period=period, bucket_start__gte=lo, bucket_start__lt=hi)
+        DeliveryErrorRollup.objects.filter(
+            query.filters(),
+            _grain(InteractionDailyRollup if period == "day" else InteractionHourlyRollup, query),
+            period=period,
+            bucket_start__gte=lo,
+            bucket_start__lt=hi,
+        )
         .values("error_code")
         .annotate(n=Sum("replies"))
         .order_by()
