@@ -85,6 +85,9 @@ class Message(models.Model):
     # Outbound only: stable across retries; ACS receives it as Repeatability-Request-ID.
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When the current run of send attempts began; ACS receives it as Repeatability-First-Sent and only
+    # tracks a repeatability id for 5 minutes after it.
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
     in_reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
     raw_payload = models.JSONField(default=dict, blank=True)
     # The provider's time for inbound; our enqueue time for outbound.

@@ -231,7 +231,9 @@ def ai_reply_process(*, message_id: int) -> None:
             "model": answer.model,
         },
     }
-    if answer.source == "none" or not (answer.text or "").strip():
+    # "none" with text is the assistant's own polite reply (unsupported attachment, file too large, media
+    # without AI): send it. Only an empty answer falls back to the request-received template.
+    if not (answer.text or "").strip():
         _fallback(message, interaction, started, **ai_context)
         return
     try:
@@ -248,7 +250,7 @@ def ai_reply_process(*, message_id: int) -> None:
     _save(
         interaction,
         started,
-        route=Route.AI,
+        route=Route.AI if answer.source != "none" else Route.UNMATCHED,
         reply=reply,
         ai_provider=answer.provider or "",
         ai_model=answer.model or "",

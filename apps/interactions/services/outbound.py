@@ -276,7 +276,7 @@ def _outbound_build(message: Message) -> OutboundMessage:
         template_provider_ref=provider_ref,
         media=media,
         outbound_id=message.pk,
-        first_queued_at=message.created_at,
+        first_queued_at=message.first_attempt_at or timezone.now(),
         contact_id=message.contact_id,
     )
 
@@ -295,7 +295,13 @@ def _claim(message_id: int) -> tuple[Message | None, bool]:
         abandoned = message.status == MessageStatus.SENDING
         message.status = MessageStatus.SENDING
         message.attempts += 1
-        _finish(message.pk, status=MessageStatus.SENDING, attempts=message.attempts)
+        message.first_attempt_at = message.first_attempt_at or timezone.now()
+        _finish(
+            message.pk,
+            status=MessageStatus.SENDING,
+            attempts=message.attempts,
+            first_attempt_at=message.first_attempt_at,
+        )
         return message, abandoned
 
 
@@ -304,6 +310,16 @@ def _deliver_one(message_id: int) -> int | None:
     not_before = cache.get(_not_before_key(message_id))
     if not_before and not_before > time.time():
         return int((not_before - time.time()) * 1000) + 1
+    # Pace before claiming: a row waiting for a send slot stays queued (a crash now loses nothing), and a
+    # long wait goes back to the broker instead of holding this worker and the contact's lock.
+    pending = Message.objects.filter(pk=message_id, status__in=_PENDING).select_related("contact").first()
+    if pending is None:
+        return None
+    wait = send_throttle_wait(channel=pending.channel, sender=pending.channel, recipient=pending.contact.address)
+    if wait > 1.0:
+        return int(wait * 1000)
+    if wait > 0:
+        time.sleep(wait)  # under a second: cheaper than a round trip through the broker
     message, abandoned = _claim(message_id)
     if message is None:
         return None
@@ -339,8 +355,6 @@ def _deliver_one(message_id: int) -> int | None:
         return None
 
     outbound = _outbound_build(message)
-    while (wait := send_throttle_wait(channel=message.channel, sender=message.channel, recipient=outbound.to)) > 0:
-        time.sleep(min(wait, 1.0))  # the throttle's window is one second
     try:
         result = channel.send(outbound)
     except ChannelError as exc:
@@ -370,8 +384,26 @@ def _deliver_one(message_id: int) -> int | None:
     return None
 
 
+# Errors after which the provider may have accepted the request.
+_AMBIGUOUS_CODES = frozenset({"timeout", "connection_error", "unexpected", "ambiguous"})
+
+
 def _delivery_failed(message: Message, idempotent: bool, exc: ChannelError) -> int | None:
     now = timezone.now()
+    if exc.code == "repeatability_expired":
+        # ACS forgot the repeatability id (more than 5 minutes of retries). When every earlier attempt was
+        # refused outright, nothing reached the user: start a fresh run with a new first-sent time. After an
+        # ambiguous attempt a resend could deliver twice, so it is marked unknown instead.
+        if message.error_code not in _AMBIGUOUS_CODES:
+            _finish(message.pk, status=MessageStatus.QUEUED, first_attempt_at=None, error_code=exc.code)
+            return settings.OUTBOUND_RETRY_BACKOFF_MS
+        _finish(
+            message.pk,
+            status=MessageStatus.UNKNOWN,
+            error_code=exc.code,
+            error_message=f"ambiguous earlier attempt and the repeatability window expired: {exc.message}",
+        )
+        return None
     if exc.permanent:
         with transaction.atomic():
             locked = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
