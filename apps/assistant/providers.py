@@ -84,6 +84,24 @@ def provider_config_current() -> ProviderConfig | None:
     configuration = AIConfiguration.objects.filter(active=True).first()
     if configuration is not None:
         return provider_config_from(configuration)
+    if settings.AZURE_OPENAI_ENDPOINT:
+        # The azd deployment: Azure OpenAI with local auth off, reached with the site's managed identity
+        # (a key, when one is set, takes precedence).
+        return ProviderConfig(
+            name="settings",
+            provider=AIProvider.AZURE_OPENAI.value,
+            model=settings.AI_MODEL,
+            deployment=settings.AI_MODEL,
+            api_key=settings.OPENAI_API_KEY,
+            base_url=settings.AZURE_OPENAI_ENDPOINT,
+            api_version=settings.AZURE_OPENAI_API_VERSION,
+            use_entra_id=not settings.OPENAI_API_KEY,
+            embedding_model=settings.AI_EMBEDDING_MODEL,
+            transcription_model=settings.AI_TRANSCRIPTION_MODEL,
+            max_tokens=settings.AI_MAX_TOKENS,
+            temperature=settings.AI_TEMPERATURE,
+            no_knowledge_reply=settings.AI_NO_KNOWLEDGE_REPLY,
+        )
     if not settings.OPENAI_API_KEY:
         return None
     return ProviderConfig(

@@ -283,6 +283,10 @@ MESSAGE_TEMPLATES_INDEX_CHECK_SECONDS = env.float("MESSAGE_TEMPLATES_INDEX_CHECK
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 AI_MODEL = env.str("AI_MODEL", default="gpt-4o-mini")
+# Azure OpenAI from settings (the azd deployment): AI_MODEL names the deployment; with no OPENAI_API_KEY the
+# managed identity is used.
+AZURE_OPENAI_ENDPOINT = env.str("AZURE_OPENAI_ENDPOINT", default="")
+AZURE_OPENAI_API_VERSION = env.str("AZURE_OPENAI_API_VERSION", default="2024-10-21")
 # Empty = no embeddings (full-text retrieval only).
 AI_EMBEDDING_MODEL = env.str("AI_EMBEDDING_MODEL", default="")
 AI_TRANSCRIPTION_MODEL = env.str("AI_TRANSCRIPTION_MODEL", default="whisper-1")

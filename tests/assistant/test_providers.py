@@ -209,3 +209,27 @@ def test_azure_with_entra_id_sends_a_managed_identity_token(openai_emulator, chu
     assert chat.path == "/openai/deployments/chat-deploy/chat/completions"
     assert header(chat, "Authorization") == f"Bearer {ENTRA_TOKEN}"
     assert header(chat, "api-key") is None
+
+
+def test_azure_openai_from_settings_uses_the_managed_identity_when_no_key_is_set(
+    openai_emulator, church_knowledge, monkeypatch, settings
+):
+    # What the azd deployment configures: AZURE_OPENAI_ENDPOINT + AI_MODEL (the deployment), local auth off.
+    for name in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", openai_emulator.base_url + IDENTITY_PATH)
+    monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
+    settings.OPENAI_API_KEY = ""
+    settings.OPENAI_BASE_URL = ""
+    settings.AZURE_OPENAI_ENDPOINT = openai_emulator.base_url
+    settings.AI_MODEL = "chat-deploy"
+
+    answer = ai_answer_generate(contact_key="+34600000206", text="¿A qué hora es el culto?")
+
+    assert answer.source == "model"
+    assert answer.provider == "azure_openai"
+    token_request, chat = openai_emulator.requests
+    assert token_request.path == IDENTITY_PATH
+    assert chat.path == "/openai/deployments/chat-deploy/chat/completions"
+    assert chat.query["api-version"] == ["2024-10-21"]
+    assert header(chat, "Authorization") == f"Bearer {ENTRA_TOKEN}"
