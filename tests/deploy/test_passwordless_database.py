@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -46,7 +47,8 @@ def run_probe(identity: AppServiceManagedIdentity, **extra: str) -> dict:
         "HOME": os.environ.get("HOME", "/tmp"),
         "DJANGO_SECRET_KEY": "x" * 50,
         "FIELD_ENCRYPTION_KEY": "k2Xw7n0aWmG2bY1q3jv5m8qR9tU4xZ6cA0dE1fH2iJ4=",
-        "DATABASE_URL": os.environ["DATABASE_URL"],
+        # The maintenance database exists on every server (the test database belongs to pytest-django).
+        "DATABASE_URL": urlsplit(os.environ["DATABASE_URL"])._replace(path="/postgres").geturl(),
         "DATABASE_ENTRA_AUTH": "true",
         "IDENTITY_ENDPOINT": identity.endpoint,
         "IDENTITY_HEADER": identity.header,
@@ -89,7 +91,8 @@ def test_no_identity_means_no_connection_rather_than_an_empty_password(identity)
         "HOME": os.environ.get("HOME", "/tmp"),
         "DJANGO_SECRET_KEY": "x" * 50,
         "FIELD_ENCRYPTION_KEY": "k2Xw7n0aWmG2bY1q3jv5m8qR9tU4xZ6cA0dE1fH2iJ4=",
-        "DATABASE_URL": os.environ["DATABASE_URL"],
+        # The maintenance database exists on every server (the test database belongs to pytest-django).
+        "DATABASE_URL": urlsplit(os.environ["DATABASE_URL"])._replace(path="/postgres").geturl(),
         "DATABASE_ENTRA_AUTH": "true",
         "IDENTITY_ENDPOINT": identity.endpoint,
         "IDENTITY_HEADER": "wrong-header",
