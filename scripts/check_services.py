@@ -34,7 +34,27 @@ def main() -> int:
         if not ok:
             failed = True
             print(f"{name} is not reachable at {host}:{port}. Start it with:\n  {HINTS[name]}", file=sys.stderr)
+    if not failed:
+        database_ensure(services[0][1])
     return 1 if failed else 0
+
+
+def database_ensure(url: str) -> None:
+    """Create the database DATABASE_URL names when the server lacks it (pytest-django makes test_<name>
+    itself, but migration checks connect to <name>)."""
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/") or "relay"
+    maintenance = parsed._replace(path="/postgres").geturl()
+    try:
+        with psycopg.connect(maintenance, autocommit=True, connect_timeout=5) as connection:
+            exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+            if not exists:
+                connection.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+                print(f"created database {name}")
+    except psycopg.Error as exc:
+        print(f"note: could not check database {name}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":
