@@ -156,6 +156,10 @@ class KeywordIndex:
     vocabulary: frozenset[str] = frozenset()
     neighbourhood: dict[str, set[str]] = field(default_factory=dict)
     patterns: dict[int, re.Pattern[str]] = field(default_factory=dict)
+    # Length of the longest fuzzy-eligible keyword word: a message word longer by more than the largest
+    # edit distance cannot match any keyword, and its deletion neighbourhood would cost O(n²) strings of length
+    # n (a 4,096-letter word needs tens of GB), so it is never built.
+    longest_word: int = 0
     _fuzzy_cache: OrderedDict[str, tuple[tuple[str, float], ...]] = field(default_factory=OrderedDict)
 
     @classmethod
@@ -184,12 +188,13 @@ class KeywordIndex:
             vocabulary=frozenset(vocabulary),
             neighbourhood=neighbourhood,
             patterns=patterns,
+            longest_word=max((len(w) for w in vocabulary if len(w) >= FUZZY_MIN_LENGTH), default=0),
         )
 
     def _variants(self, word: str) -> tuple[tuple[str, float], ...]:
         """Keyword words this message word may stand for, with their similarity (1.0 = same word)."""
         exact = ((word, 1.0),) if word in self.vocabulary else ()
-        if len(word) < FUZZY_MIN_LENGTH:
+        if len(word) < FUZZY_MIN_LENGTH or len(word) > self.longest_word + 2:
             return exact
         cached = self._fuzzy_cache.get(word)
         if cached is not None:
