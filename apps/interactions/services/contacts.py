@@ -61,26 +61,29 @@ def contact_resolve(*, channel: str, phone: str = "", bsuid: str = "", profile_n
             # Two rows already exist for one person (seen separately before the provider linked them). Keep
             # both rather than merge histories silently; the BSUID row is the stable key.
             logger.warning("contact %s and %s look like the same person", by_phone.pk, by_bsuid.pk)
+        changes: dict[str, object] = {}
+        if contact is not None:
+            if phone and not contact.phone and by_phone is None:
+                changes["phone"] = phone
+            if bsuid and not contact.bsuid:
+                changes["bsuid"] = bsuid
+            if profile_name and contact.profile_name != profile_name:
+                changes["profile_name"] = profile_name
+            if channel and contact.channel != channel:
+                changes["channel"] = channel
+            if not changes:
+                # The common case (a known contact writing again): no write, so no savepoint either.
+                return contact
         try:
             with transaction.atomic():
                 if contact is None:
                     return Contact.objects.create(
                         phone=phone or None, bsuid=bsuid or None, profile_name=profile_name, channel=channel
                     )
-                changes: dict[str, object] = {}
-                if phone and not contact.phone and by_phone is None:
-                    changes["phone"] = phone
-                if bsuid and not contact.bsuid:
-                    changes["bsuid"] = bsuid
-                if profile_name and contact.profile_name != profile_name:
-                    changes["profile_name"] = profile_name
-                if channel and contact.channel != channel:
-                    changes["channel"] = channel
-                if changes:
-                    changes["updated_at"] = timezone.now()
-                    Contact.objects.filter(pk=contact.pk).update(**changes)
-                    for name, value in changes.items():
-                        setattr(contact, name, value)
+                changes["updated_at"] = timezone.now()
+                Contact.objects.filter(pk=contact.pk).update(**changes)
+                for name, value in changes.items():
+                    setattr(contact, name, value)
                 return contact
         except IntegrityError:
             # Someone else created (or linked) the same phone / BSUID just now: read again.
