@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     for key in [k.strip() for k in args.only.split(",") if k.strip()]:
         module_name, result_name = BENCHMARKS[key]
         if key == "p3":
-            # H6's statistics benchmark is its own script; it writes bench/results/statistics.json itself.
+            # The statistics benchmark is its own script; it writes bench/results/statistics.json itself.
             command = [sys.executable, "bench/statistics.py"] + (["--rows", "500000"] if args.quick else [])
             if subprocess.run(command, cwd=harness.ROOT).returncode:
                 failed.append(key)

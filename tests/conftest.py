@@ -8,7 +8,7 @@ from django.core.cache import cache
 
 from apps.channels.registry import channel_cache_clear
 
-# Provider emulator fixtures (one module per provider; each helper appends its own).
+# Provider emulator fixtures (one module per provider).
 pytest_plugins = [
     "tests.emulators.acs",
     "tests.emulators.twilio",

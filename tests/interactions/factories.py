@@ -8,7 +8,7 @@ import factory
 from django.utils import timezone
 
 from apps.interactions.models import Contact, Direction, Interaction, Message, MessageStatus, StatusUpdate, WebhookLog
-from apps.message_templates.models import Intent, Keyword, TemplateCategory, TemplateStatus, WhatsAppTemplate
+from tests.message_templates import factories as message_templates_factories
 
 
 class ContactFactory(factory.django.DjangoModelFactory):
@@ -80,33 +80,17 @@ class WebhookLogFactory(factory.django.DjangoModelFactory):
     status_code = 200
 
 
-class TemplateFactory(factory.django.DjangoModelFactory):
+class TemplateFactory(message_templates_factories.TemplateFactory):
+    """Templates are looked up by (name, language) here: pipeline tests name the demo templates."""
+
     class Meta:
-        model = WhatsAppTemplate
         django_get_or_create = ("name", "language")
 
-    name = factory.Sequence(lambda n: f"template_{n}")
-    language = "es"
-    category = TemplateCategory.UTILITY
-    status = TemplateStatus.APPROVED
-    active = True
-    parameters = factory.LazyFunction(list)
-    body_text = "Hola"
 
-
-class IntentFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Intent
-
-    name = factory.Sequence(lambda n: f"intent_{n}")
+class IntentFactory(message_templates_factories.IntentFactory):
     description = "An intent"
     template = factory.SubFactory(TemplateFactory)
 
 
-class KeywordFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Keyword
-
+class KeywordFactory(message_templates_factories.KeywordFactory):
     intent = factory.SubFactory(IntentFactory)
-    language = "es"
-    phrase = factory.Sequence(lambda n: f"palabra{n}")

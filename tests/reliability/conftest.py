@@ -50,7 +50,7 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, interval: flo
 
 
 def database_url() -> str:
-    """The pytest-django test database (test_relay in CI, test_relay_hN for a helper), as a URL."""
+    """The pytest-django test database (test_<name of DATABASE_URL>, e.g. test_relay in CI), as a URL."""
     s = connection.settings_dict
     auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
