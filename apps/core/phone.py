@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -18,6 +19,9 @@ def is_bsuid(value: str) -> bool:
     return bool(_BSUID_RE.fullmatch(value or ""))
 
 
+# Pure and called for every inbound message (twice: by the parser and for the contact), parsing with
+# phonenumbers costs ~20 µs; the cache holds the numbers of the contacts writing now. Exceptions are not cached.
+@lru_cache(maxsize=8192)
 def phone_normalize(raw: str, *, default_region: str | None = None) -> str:
     """Return `raw` as E.164 (`+15551234567`). Accepts `whatsapp:` prefixes and bare digits.
 

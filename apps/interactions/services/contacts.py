@@ -15,7 +15,7 @@ from ..models import Contact
 logger = logging.getLogger(__name__)
 
 
-def _phone_or_empty(phone: str) -> str:
+def phone_or_empty(phone: str) -> str:
     if not phone:
         return ""
     try:
@@ -48,7 +48,7 @@ def contact_resolve(*, channel: str, phone: str = "", bsuid: str = "", profile_n
     constraints decide, the loser re-reads). `channel` and a non-empty `profile_name` are recorded on it.
     Raises ValueError when neither a usable phone number nor a BSUID is given.
     """
-    phone = _phone_or_empty(phone)
+    phone = phone_or_empty(phone)
     bsuid = (bsuid or "").strip()
     if not phone and not bsuid:
         raise ValueError("a contact needs a phone number or a BSUID")

@@ -56,6 +56,40 @@ def _media_dict(event: InboundEvent) -> dict:
     }
 
 
+def inbound_fields(event: InboundEvent) -> tuple[dict, dict]:
+    """What `event` stores: (contact_resolve keywords, Message fields except the contact).
+
+    One mapping for both ways of storing an inbound message (inbound_record and ingest_sql).
+    """
+    contact = {
+        "channel": event.channel,
+        "phone": db_text(event.sender_phone),
+        "bsuid": db_text(event.sender_bsuid),
+        "profile_name": db_text(event.profile_name),
+    }
+    now = timezone.now()
+    location = {}
+    if event.latitude is not None and event.longitude is not None:
+        location = {"latitude": event.latitude, "longitude": event.longitude}
+    text = event.text
+    if not text and event.media is not None and event.media.caption:
+        text = event.media.caption
+    message = {
+        "direction": Direction.INBOUND,
+        "channel": event.channel,
+        "provider_message_id": db_text(event.provider_message_id),
+        "kind": str(event.kind),
+        "text": db_text(text),
+        "payload": db_text(event.payload or "")[:500],
+        "media": db_json({**_media_dict(event), **({"location": location} if location else {})}),
+        "status": MessageStatus.RECEIVED,
+        "raw_payload": db_json(event.raw or {}),
+        # Never in the future: a provider clock ahead of ours must not stretch the 24-hour window.
+        "received_at": min(event.received_at or now, now),
+    }
+    return contact, message
+
+
 # savepoint=False: inside events_ingest's transaction a savepoint would cost two round trips per item on the
 # webhook's hot path; an error still rolls the whole delivery back (and the provider retries it).
 @transaction.atomic(savepoint=False)
@@ -67,35 +101,12 @@ def inbound_record(*, event: InboundEvent) -> Message | None:
     contact's last_inbound_at (the later of the stored and the event time, never in the future), profile
     name and channel.
     """
-    contact = contact_resolve(
-        channel=event.channel,
-        phone=db_text(event.sender_phone),
-        bsuid=db_text(event.sender_bsuid),
-        profile_name=db_text(event.profile_name),
-    )
-    now = timezone.now()
-    received_at = min(event.received_at or now, now)
-    location = {}
-    if event.latitude is not None and event.longitude is not None:
-        location = {"latitude": event.latitude, "longitude": event.longitude}
-    text = event.text
-    if not text and event.media is not None and event.media.caption:
-        text = event.media.caption
+    contact_keywords, fields = inbound_fields(event)
+    contact = contact_resolve(**contact_keywords)
+    received_at = fields["received_at"]
     try:
         with transaction.atomic():
-            message = Message.objects.create(
-                contact=contact,
-                direction=Direction.INBOUND,
-                channel=event.channel,
-                provider_message_id=db_text(event.provider_message_id),
-                kind=str(event.kind),
-                text=db_text(text),
-                payload=db_text(event.payload or "")[:500],
-                media=db_json({**_media_dict(event), **({"location": location} if location else {})}),
-                status=MessageStatus.RECEIVED,
-                raw_payload=db_json(event.raw or {}),
-                received_at=received_at,
-            )
+            message = Message.objects.create(contact=contact, **fields)
     except IntegrityError:
         logger.info("duplicate %s delivery of %s ignored", event.channel, event.provider_message_id)
         return None
@@ -241,7 +252,6 @@ class IngestResult:
     skipped: int = 0
 
 
-@transaction.atomic
 def events_ingest(
     *,
     channel: str,
@@ -253,7 +263,30 @@ def events_ingest(
     `log` holds WebhookLog fields (method, path, headers — redacted here —, body, status_code, duration_ms).
     Processing is enqueued on commit. Raises the database's OperationalError when it is unavailable: the
     caller must then answer non-2xx so that the provider retries.
+
+    A delivery of one inbound message (nearly every webhook call) is stored by a single SQL statement on
+    PostgreSQL (ingest_sql); the ORM path below is the general case and the reference semantics.
     """
+    from .ingest_sql import inbound_store_one_statement
+
+    if len(events) == 1 and isinstance(events[0], InboundEvent):
+        log_fields = None if log is None else webhook_log_fields(channel=channel, events=1, **log)
+        stored = inbound_store_one_statement(event=events[0], log=log_fields)
+        if stored is not None:
+            if stored.message is None:
+                logger.info("duplicate %s delivery of %s ignored", channel, events[0].provider_message_id)
+                return IngestResult(messages=[], duplicates=1, statuses=0)
+            return IngestResult(messages=[stored.message], duplicates=0, statuses=0)
+    return _events_ingest_orm(channel=channel, events=events, log=log)
+
+
+@transaction.atomic
+def _events_ingest_orm(
+    *,
+    channel: str,
+    events: list[InboundEvent | StatusEvent],
+    log: dict | None,
+) -> IngestResult:
     messages: list[Message] = []
     duplicates = statuses = skipped = 0
     for event in events:
@@ -277,7 +310,7 @@ def events_ingest(
     return IngestResult(messages=messages, duplicates=duplicates, statuses=statuses, skipped=skipped)
 
 
-def webhook_log_write(
+def webhook_log_fields(
     *,
     channel: str,
     method: str,
@@ -288,15 +321,21 @@ def webhook_log_write(
     duration_ms: int = 0,
     events: int = 0,
     error: str = "",
-) -> WebhookLog:
-    return WebhookLog.objects.create(
-        channel=channel,
-        method=db_text(method)[:10],
-        path=db_text(path)[:500],
-        headers=db_json(headers_redact(headers)),
-        body=db_text(body),
-        status_code=status_code,
-        duration_ms=duration_ms,
-        events=events,
-        error=db_text(error)[:2000],
-    )
+) -> dict:
+    """The WebhookLog row for a request: credentials redacted, text made storable and cut to the columns."""
+    return {
+        "channel": channel,
+        "method": db_text(method)[:10],
+        "path": db_text(path)[:500],
+        "headers": db_json(headers_redact(headers)),
+        "body": db_text(body),
+        "status_code": status_code,
+        "duration_ms": duration_ms,
+        "events": events,
+        "error": db_text(error)[:2000],
+    }
+
+
+def webhook_log_write(**fields) -> WebhookLog:
+    """INSERT a WebhookLog row; takes webhook_log_fields' keywords."""
+    return WebhookLog.objects.create(**webhook_log_fields(**fields))
