@@ -143,11 +143,14 @@ def _sql_run(*, name: str, query: str, params: dict[str, str], timeout_ms: int) 
         with transaction.atomic(using="default"), connection.cursor() as cursor:
             try:
                 if connection.vendor == "postgresql":
-                    cursor.execute("SET TRANSACTION READ ONLY")
+                    # One round trip for the three settings (no parameters: the timeout is an int, the role a
+                    # quoted identifier from settings).
+                    setup = ["SET TRANSACTION READ ONLY"]
                     if settings.DATASOURCE_DATABASE_ROLE:
                         # A role with SELECT on the business tables only: what it cannot see, no query can.
-                        cursor.execute(f"SET LOCAL ROLE {connection.ops.quote_name(settings.DATASOURCE_DATABASE_ROLE)}")
-                    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(timeout_ms))])
+                        setup.append(f"SET LOCAL ROLE {connection.ops.quote_name(settings.DATASOURCE_DATABASE_ROLE)}")
+                    setup.append(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+                    cursor.execute("; ".join(setup))
                     cursor.execute(query, params)
                     return _first_row(cursor)
                 if connection.vendor == "sqlite":

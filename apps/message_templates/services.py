@@ -42,6 +42,7 @@ __all__ = [
     "datasource_run",
     "intent_index_invalidate",
     "intent_match",
+    "intent_template",
     "template_get",
     "template_render",
     "template_values_resolve",
@@ -162,6 +163,13 @@ def intent_match(*, text: str, language: str = "") -> IntentMatch | None:
     # A fresh instance per match: callers may follow `.template` without sharing cached relations.
     intent = Intent.from_db("default", field_names, values)
     return IntentMatch(intent=intent, confidence=found.confidence, entity=found.entity, keyword=found.keyword)
+
+
+def intent_template(*, intent: Intent) -> WhatsAppTemplate | None:
+    """The intent's template with its data source, in one query (None when the intent has none)."""
+    if intent.template_id is None:
+        return None
+    return WhatsAppTemplate.objects.select_related("data_source").filter(pk=intent.template_id).first()
 
 
 # --- Templates ------------------------------------------------------------------------------------

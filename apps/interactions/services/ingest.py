@@ -20,7 +20,7 @@ from apps.channels.base import (
 
 from ..models import Contact, Direction, Interaction, Message, MessageStatus, StatusUpdate, WebhookLog
 from .clean import db_json, db_text
-from .contacts import contact_resolve
+from .contacts import contact_resolve, phone_or_empty
 from .enqueue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -90,18 +90,27 @@ def inbound_fields(event: InboundEvent) -> tuple[dict, dict]:
     return contact, message
 
 
-# savepoint=False: inside events_ingest's transaction a savepoint would cost two round trips per item on the
-# webhook's hot path; an error still rolls the whole delivery back (and the provider retries it).
-@transaction.atomic(savepoint=False)
 def inbound_record(*, event: InboundEvent) -> Message | None:
     """INSERT the inbound message (status received) and enqueue its processing on commit.
 
     Returns None for a duplicate delivery: (channel, provider_message_id) is unique, so the same event arriving
     any number of times, concurrently or a day later, yields exactly one row and one processing. Updates the
     contact's last_inbound_at (the later of the stored and the event time, never in the future), profile
-    name and channel.
+    name and channel. Raises ValueError, before writing anything, when the sender has neither a usable phone
+    number nor a BSUID.
     """
     contact_keywords, fields = inbound_fields(event)
+    if not phone_or_empty(contact_keywords["phone"]) and not (contact_keywords["bsuid"] or "").strip():
+        # Raised here, outside the transaction below: an exception inside a savepoint-less block would leave
+        # the caller's transaction (the rest of the delivery and its WebhookLog row) unusable.
+        raise ValueError("a contact needs a phone number or a BSUID")
+    return _inbound_insert(event, contact_keywords, fields)
+
+
+# savepoint=False: inside events_ingest's transaction a savepoint would cost two round trips per item on the
+# webhook's hot path; an error still rolls the whole delivery back (and the provider retries it).
+@transaction.atomic(savepoint=False)
+def _inbound_insert(event: InboundEvent, contact_keywords: dict, fields: dict) -> Message | None:
     contact = contact_resolve(**contact_keywords)
     received_at = fields["received_at"]
     try:

@@ -22,9 +22,10 @@ from apps.channels.throttle import send_throttle_wait
 from apps.core.exceptions import ApplicationError
 from apps.core.locks import advisory_lock
 from apps.core.phone import mask
+from apps.core.transactions import statement_guard
 
 from ..exceptions import IdempotencyKeyReused, OptedOutError, WindowClosedError
-from ..models import Contact, Direction, Message, MessageStatus
+from ..models import Contact, Direction, Message, MessageStatus, StatusUpdate
 from .enqueue import enqueue_on_commit
 from .ingest import status_apply, status_record, status_updates_replay
 
@@ -286,23 +287,52 @@ def _finish(message_id: int, **fields) -> None:
     Message.objects.filter(pk=message_id).update(**fields)
 
 
-def _claim(message_id: int) -> tuple[Message | None, bool]:
-    """Claim one row for sending in its own committed transaction → (row, is_resend_of_abandoned_send)."""
+def _claim(pending: Message) -> tuple[Message | None, bool]:
+    """Claim `pending` for sending → (row, is_resend_of_abandoned_send), or (None, False) when taken.
+
+    One conditional UPDATE, committed on its own: it matches only while the row is still in the status and
+    attempt count read just before, so of two workers holding the same snapshot exactly one claims it.
+    """
+    now = timezone.now()
+    attempts = pending.attempts + 1
+    first_attempt_at = pending.first_attempt_at or now
+    claimed = Message.objects.filter(pk=pending.pk, status=pending.status, attempts=pending.attempts).update(
+        status=MessageStatus.SENDING, attempts=attempts, first_attempt_at=first_attempt_at, updated_at=now
+    )
+    if not claimed:
+        return None, False
+    abandoned = pending.status == MessageStatus.SENDING
+    pending.status, pending.attempts, pending.first_attempt_at = MessageStatus.SENDING, attempts, first_attempt_at
+    return pending, abandoned
+
+
+def _sent_record(message: Message, provider_message_id: str | None) -> None:
+    """Record an accepted send: provider id and SENT in one UPDATE, then the receipts that came first."""
+    now = timezone.now()
+    sent = {"status": MessageStatus.SENT, "sent_at": now, "error_code": "", "error_message": "", "updated_at": now}
+    try:
+        with statement_guard():
+            updated = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+                provider_message_id=provider_message_id, **sent
+            )
+    except IntegrityError:
+        logger.error("provider id %s already recorded on another message", provider_message_id)
+        provider_message_id = None
+        updated = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**sent)
+    early = bool(provider_message_id) and (
+        StatusUpdate.objects.filter(channel=message.channel, provider_message_id=provider_message_id).exists()
+    )
+    if updated and not early:
+        return  # the common case: two statements
+    # The row moved on while we sent (an operator marked it), or receipts arrived before the send returned:
+    # apply everything under the row lock, in status order (statuses only move forward).
     with transaction.atomic():
-        message = Message.objects.select_for_update(no_key=True).select_related("contact").filter(pk=message_id).first()
-        if message is None or message.status not in _PENDING:
-            return None, False
-        abandoned = message.status == MessageStatus.SENDING
-        message.status = MessageStatus.SENDING
-        message.attempts += 1
-        message.first_attempt_at = message.first_attempt_at or timezone.now()
-        _finish(
-            message.pk,
-            status=MessageStatus.SENDING,
-            attempts=message.attempts,
-            first_attempt_at=message.first_attempt_at,
-        )
-        return message, abandoned
+        locked = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
+        if provider_message_id and locked.provider_message_id != provider_message_id:
+            Message.objects.filter(pk=locked.pk).update(provider_message_id=provider_message_id, updated_at=now)
+            locked.provider_message_id = provider_message_id
+        status_apply(message=locked, status=MessageStatus.SENT, occurred_at=now)
+        status_updates_replay(message=locked)
 
 
 def _deliver_one(message_id: int) -> int | None:
@@ -312,7 +342,12 @@ def _deliver_one(message_id: int) -> int | None:
         return int((not_before - time.time()) * 1000) + 1
     # Pace before claiming: a row waiting for a send slot stays queued (a crash now loses nothing), and a
     # long wait goes back to the broker instead of holding this worker and the contact's lock.
-    pending = Message.objects.filter(pk=message_id, status__in=_PENDING).select_related("contact").first()
+    pending = (
+        Message.objects.filter(pk=message_id, status__in=_PENDING)
+        .select_related("contact")
+        .defer("raw_payload")
+        .first()
+    )
     if pending is None:
         return None
     wait = send_throttle_wait(channel=pending.channel, sender=pending.channel, recipient=pending.contact.address)
@@ -320,7 +355,7 @@ def _deliver_one(message_id: int) -> int | None:
         return int(wait * 1000)
     if wait > 0:
         time.sleep(wait)  # under a second: cheaper than a round trip through the broker
-    message, abandoned = _claim(message_id)
+    message, abandoned = _claim(pending)
     if message is None:
         return None
     try:
@@ -365,19 +400,9 @@ def _deliver_one(message_id: int) -> int | None:
         error = ChannelError(f"{type(exc).__name__}: {exc}"[:500], "unexpected", ambiguous=True)
         return _delivery_failed(message, channel.idempotent_send, error)
 
-    with transaction.atomic():
-        locked = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
-        try:
-            with transaction.atomic():
-                _finish(
-                    locked.pk, provider_message_id=result.provider_message_id or None, error_code="", error_message=""
-                )
-        except IntegrityError:
-            logger.error("provider id %s already recorded on another message", result.provider_message_id)
-        locked.refresh_from_db()
-        status_apply(message=locked, status=MessageStatus.SENT, occurred_at=timezone.now())
-        status_updates_replay(message=locked)
-    cache.delete(_not_before_key(message.pk))
+    _sent_record(message, result.provider_message_id or None)
+    if not_before:
+        cache.delete(_not_before_key(message.pk))
     logger.info("outbound %s sent on %s to %s", message.pk, message.channel, mask(outbound.to))
     for event in getattr(channel, "receipts_after_send", lambda _r: [])(result):
         status_record(event=event)

@@ -195,7 +195,7 @@ def _decide(message: Message, contact: Contact) -> Decision:
     if kind in AI_MEDIA_KINDS or not text:
         return _to_ai(message, Decision(Route.UNMATCHED, context={"reason": f"{kind} message"}))
 
-    from apps.message_templates.services import intent_match
+    from apps.message_templates.services import intent_match, intent_template
 
     match = intent_match(text=text, language=contact.language or "")
     if match is None:
@@ -208,7 +208,7 @@ def _decide(message: Message, contact: Contact) -> Decision:
         entity=match.entity or "",
         context={"keyword": match.keyword},
     )
-    template = match.intent.template
+    template = intent_template(intent=match.intent)
     if match.confidence < settings.INTENT_MIN_CONFIDENCE or template is None:
         found.context["reason"] = "low confidence" if template is not None else "intent has no template"
         return _to_ai(message, found)
@@ -241,25 +241,34 @@ def _to_ai(message: Message, decision: Decision) -> Decision:
     return decision
 
 
-def _interaction_save(message: Message, decision: Decision, started: float) -> Interaction:
+def _interaction_fields(message: Message, decision: Decision, started: float) -> dict:
     reply = decision.reply
+    return {
+        "contact_id": message.contact_id,
+        "channel": message.channel,
+        "intent": decision.intent,
+        "confidence": decision.confidence,
+        "intent_source": decision.intent_source,
+        "entity": decision.entity[:200],
+        "route": decision.route,
+        "template_name": decision.template_name or (reply.template_name if reply else ""),
+        "reply": reply,
+        "processing_ms": int((time.monotonic() - started) * 1000),
+        "success": decision.success,
+        "error": decision.error,
+        "context": decision.context,
+    }
+
+
+def _interaction_create(message: Message, decision: Decision, started: float) -> Interaction:
+    """The message's Interaction, inside the transaction that claimed it: nobody else can have written one
+    (a conflict aborts that transaction and the error path below records the failure)."""
+    return Interaction.objects.create(message=message, **_interaction_fields(message, decision, started))
+
+
+def _interaction_save(message: Message, decision: Decision, started: float) -> Interaction:
     interaction, _ = Interaction.objects.update_or_create(
-        message=message,
-        defaults={
-            "contact_id": message.contact_id,
-            "channel": message.channel,
-            "intent": decision.intent,
-            "confidence": decision.confidence,
-            "intent_source": decision.intent_source,
-            "entity": decision.entity[:200],
-            "route": decision.route,
-            "template_name": decision.template_name or (reply.template_name if reply else ""),
-            "reply": reply,
-            "processing_ms": int((time.monotonic() - started) * 1000),
-            "success": decision.success,
-            "error": decision.error,
-            "context": decision.context,
-        },
+        message=message, defaults=_interaction_fields(message, decision, started)
     )
     return interaction
 
@@ -272,23 +281,24 @@ def _claim(message_id: int) -> bool:
     )
 
 
-def _process_one(message_id: int) -> None:
+def _process_one(message: Message) -> None:
+    """Decide and record one inbound row (read with its contact just before, under the contact's lock)."""
     started = time.monotonic()
-    message = Message.objects.select_related("contact").get(pk=message_id)
     if message.kind in DOWNLOADED_KINDS and message.media and not message.media.get("stored_path"):
         # Before the claim, outside any transaction: a slow download must not hold locks.
         inbound_media_download(message=message)
     try:
         with transaction.atomic():
-            if not _claim(message_id):
+            if not _claim(message.pk):
                 return
-            contact = Contact.objects.select_for_update(no_key=True).get(pk=message.contact_id)
-            decision = _decide(message, contact)
-            _interaction_save(message, decision, started)
+            # The contact's writers in the pipeline all run under the contact's advisory lock (held here), so
+            # the row read with the message is current; no row lock is needed.
+            decision = _decide(message, message.contact)
+            _interaction_create(message, decision, started)
     except Exception as exc:
-        logger.exception("inbound %s from %s failed", message_id, mask(message.contact.address))
+        logger.exception("inbound %s from %s failed", message.pk, mask(message.contact.address))
         with transaction.atomic():
-            _claim(message_id)
+            _claim(message.pk)
             _interaction_save(
                 message,
                 Decision(Route.UNMATCHED, success=False, error=f"{type(exc).__name__}: {exc}"[:2000]),
@@ -309,16 +319,15 @@ def inbound_process(*, message_id: int) -> None:
     with advisory_lock("contact", row["contact_id"]):
         seen: set[int] = set()
         while True:
-            next_id = (
-                Message.objects.filter(
-                    contact_id=row["contact_id"], direction=Direction.INBOUND, status=MessageStatus.RECEIVED
-                )
+            message = (
+                Message.objects.select_related("contact")
+                .defer("raw_payload")  # the provider's payload is kept for audit; deciding never reads it
+                .filter(contact_id=row["contact_id"], direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
                 .exclude(pk__in=seen)
                 .order_by("received_at", "id")
-                .values_list("pk", flat=True)
                 .first()
             )
-            if next_id is None:
+            if message is None:
                 return
-            seen.add(next_id)
-            _process_one(next_id)
+            seen.add(message.pk)
+            _process_one(message)

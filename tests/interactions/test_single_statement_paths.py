@@ -1,0 +1,234 @@
+"""The hot paths written as single statements (ingest_sql, the outbound claim and "sent" record) against the
+ORM path they replace: same rows, same rules, and the fallbacks for what they do not cover."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import dramatiq
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.channels.base import DeliveryStatus, InboundEvent, StatusEvent
+from apps.interactions.models import Contact, Message, MessageStatus, WebhookLog
+from apps.interactions.services import events_ingest, outbound_deliver, status_record
+
+from .factories import ContactFactory, OutboundMessageFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PHONE = "+254700000001"
+BSUID = "US.13491208655302741918"
+LOG = {"method": "POST", "path": "/api/v1/whatsapp/webhook/", "headers": {"Authorization": "x"}, "body": "{}"}
+
+
+def event(**overrides) -> InboundEvent:
+    fields = {
+        "channel": "acs",
+        "provider_message_id": str(uuid.uuid4()),
+        "sender_phone": PHONE,
+        "sender_bsuid": "",
+        "received_at": timezone.now(),
+        "text": "Hola",
+        "profile_name": "Wanjiru",
+    }
+    fields.update(overrides)
+    return InboundEvent(**fields)
+
+
+def queued(broker, queue: str = "default") -> list[tuple]:
+    """The arguments of the messages waiting on `queue` in the real Redis broker."""
+    key = f"{broker.namespace}:{queue}"
+    return [
+        dramatiq.Message.decode(broker.client.hget(f"{key}.msgs", message_id)).args
+        for message_id in broker.client.lrange(key, 0, -1)
+    ]
+
+
+def ingest(item: InboundEvent, **kwargs):
+    return events_ingest(channel=item.channel, events=[item], log={**LOG, "status_code": 200}, **kwargs)
+
+
+def test_one_inbound_message_is_one_statement_with_its_log(broker):
+    with CaptureQueriesContext(connection) as queries:
+        result = ingest(event())
+
+    assert len(queries.captured_queries) == 1
+    message = Message.objects.get()
+    assert result.messages[0].pk == message.pk
+    assert (message.status, message.text, message.contact.phone) == (MessageStatus.RECEIVED, "Hola", PHONE)
+    assert message.contact.profile_name == "Wanjiru"
+    assert message.contact.last_inbound_at == message.received_at
+    log = WebhookLog.objects.get()
+    assert (log.events, log.status_code, log.headers) == (1, 200, {"Authorization": "[redacted]"})
+    # Processing was enqueued once the statement committed.
+    assert queued(broker) == [(message.pk,)]
+
+
+def test_a_duplicate_delivery_inserts_nothing_but_is_logged(broker):
+    item = event()
+    ingest(item)
+    again = ingest(item)
+
+    assert (again.messages, again.duplicates) == ([], 1)
+    assert Message.objects.count() == 1
+    assert WebhookLog.objects.count() == 2
+    assert len(queued(broker)) == 1
+
+
+def test_a_known_contact_is_updated_like_the_orm_path_does():
+    contact = ContactFactory(phone=PHONE, profile_name="Old", channel="twilio", last_inbound_at=None)
+    stamp = contact.updated_at
+    later = timezone.now()
+    ingest(event(received_at=later, profile_name="New"))
+    ingest(event(received_at=later - timedelta(hours=3), profile_name=""))  # a late retry of an old message
+
+    contact.refresh_from_db()
+    assert Contact.objects.count() == 1
+    assert (contact.profile_name, contact.channel) == ("New", "acs")
+    assert contact.last_inbound_at == later  # only moves forward
+    assert contact.updated_at > stamp
+    unchanged = contact.updated_at
+    ingest(event(received_at=timezone.now(), profile_name="New"))
+    contact.refresh_from_db()
+    assert contact.updated_at == unchanged  # nothing but last_inbound_at changed
+
+
+def test_a_bsuid_contact_gains_the_phone_in_the_same_statement():
+    ContactFactory(phone=None, bsuid=BSUID)
+    with CaptureQueriesContext(connection) as queries:
+        ingest(event(sender_bsuid=BSUID))
+
+    assert len(queries.captured_queries) == 1
+    contact = Contact.objects.get()
+    assert (contact.phone, contact.bsuid) == (PHONE, BSUID)
+
+
+def test_a_bsuid_new_to_a_known_phone_falls_back_and_links_them():
+    by_phone = ContactFactory(phone=PHONE, bsuid=None)
+    with CaptureQueriesContext(connection) as queries:
+        result = ingest(event(sender_bsuid=BSUID))
+
+    # The statement hit the phone's unique index, left nothing behind, and the ORM path linked the two.
+    assert len(queries.captured_queries) > 1
+    contact = Contact.objects.get()
+    assert (contact.pk, contact.phone, contact.bsuid) == (by_phone.pk, PHONE, BSUID)
+    assert result.messages[0].contact_id == by_phone.pk
+    assert Message.objects.count() == 1
+    assert WebhookLog.objects.count() == 1
+
+
+def test_a_sender_with_no_usable_address_is_skipped_and_logged():
+    result = ingest(event(sender_phone="not a number"))
+
+    assert (result.messages, result.skipped) == ([], 1)
+    assert not Message.objects.exists()
+    assert WebhookLog.objects.get().events == 1
+
+
+def test_inside_a_callers_transaction_a_fallback_does_not_poison_it():
+    from django.db import transaction
+
+    ContactFactory(phone=PHONE, bsuid=None)
+    with transaction.atomic():
+        result = ingest(event(sender_bsuid=BSUID))
+        assert Message.objects.filter(pk=result.messages[0].pk).exists()
+    assert Contact.objects.get().bsuid == BSUID
+
+
+def test_concurrent_first_messages_from_one_number_make_one_contact():
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def send():
+        try:
+            barrier.wait()
+            ingest(event())
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert Contact.objects.count() == 1
+    assert Message.objects.count() == 4
+
+
+# --- outbound: claim and sent record ------------------------------------------------------------------------
+
+
+def test_a_send_is_claimed_and_recorded_in_few_statements(acs_emulator):
+    message = OutboundMessageFactory(channel="acs", kind="text", text="Hola", contact__channel="acs")
+    with CaptureQueriesContext(connection) as queries:
+        outbound_deliver(message_id=message.pk)
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+    assert message.provider_message_id == acs_emulator.deliveries[0].message_id
+    assert (message.attempts, message.error_code) == (1, "")
+    assert message.sent_at is not None and message.first_attempt_at is not None
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert "BEGIN" not in statements and "SAVEPOINT" not in statements
+    assert statements.count("UPDATE") == 2  # the claim, the sent record
+
+
+def test_a_receipt_arriving_while_the_send_is_in_flight_is_applied(acs_emulator):
+    """The status webhook lands between the provider accepting the send and Relay recording its id."""
+    message = OutboundMessageFactory(channel="acs", kind="text", text="Hola", contact__channel="acs")
+    original = acs_emulator._send
+
+    def send_then_receipt(request):
+        reply = original(request)
+        provider_id = reply.body["receipts"][0]["messageId"]
+
+        def webhook():
+            try:
+                status_record(
+                    event=StatusEvent(
+                        channel="acs",
+                        provider_message_id=provider_id,
+                        status=DeliveryStatus.DELIVERED,
+                        occurred_at=timezone.now(),
+                    )
+                )
+            finally:
+                connection.close()
+
+        arrival = threading.Thread(target=webhook)
+        arrival.start()
+        arrival.join()
+        return reply
+
+    acs_emulator._send = send_then_receipt
+    try:
+        outbound_deliver(message_id=message.pk)
+    finally:
+        acs_emulator._send = original
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.DELIVERED
+    assert message.sent_at is not None and message.delivered_at is not None
+    assert message.status_updates.count() == 1
+
+
+def test_a_claim_from_a_stale_snapshot_takes_nothing(acs_emulator):
+    message = OutboundMessageFactory(channel="acs", kind="text", text="Hola", contact__channel="acs")
+    outbound_deliver(message_id=message.pk)
+    Message.objects.filter(pk=message.pk).update(status=MessageStatus.QUEUED)  # as an old snapshot would see it
+    message.refresh_from_db()
+    Message.objects.filter(pk=message.pk).update(attempts=5)  # …while another worker moved it on
+
+    from apps.interactions.services.outbound import _claim
+
+    assert _claim(message) == (None, False)
+    assert len(acs_emulator.deliveries) == 1
