@@ -7,6 +7,7 @@ from django.conf import settings
 
 from .exceptions import AIRetryLater
 from .services import ai_reply_process, inbound_process, outbound_deliver
+from .services.enqueue import deliveries_inline
 from .services.outbound import DeliveryRetryLater
 
 
@@ -15,7 +16,8 @@ from .services.outbound import DeliveryRetryLater
 )
 def inbound_process_task(message_id: int) -> None:
     # Errors in one message are recorded by the service; what reaches here is infrastructure (database down).
-    inbound_process(message_id=message_id)
+    with deliveries_inline():
+        inbound_process(message_id=message_id)
 
 
 @dramatiq.actor(
@@ -40,7 +42,8 @@ def outbound_deliver_task(message_id: int) -> None:
 )
 def ai_answer_task(message_id: int) -> None:
     try:
-        ai_reply_process(message_id=message_id)
+        with deliveries_inline():
+            ai_reply_process(message_id=message_id)
     except AIRetryLater as exc:
         delay = int(exc.retry_after * 1000) if exc.retry_after else None
         raise dramatiq.Retry(str(exc), delay=delay) from exc

@@ -1,0 +1,58 @@
+"""Replies queued inside the worker's inbound and AI actors are delivered by the same thread after commit;
+what has to wait goes to the outbound actor through the real broker, as before."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+from django.db import transaction
+
+from apps.interactions.models import MessageStatus
+from apps.interactions.services import outbound_text_create
+from apps.interactions.services.enqueue import deliveries_inline
+
+from .factories import ContactFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def waiting(broker, queue: str) -> list[tuple]:
+    """Arguments of the messages on `queue` and its delay queue in the real Redis broker."""
+    return [
+        dramatiq.Message.decode(data).args
+        for name in (queue, dramatiq.common.dq_name(queue))
+        for data in broker.client.hvals(f"{broker.namespace}:{name}.msgs")
+    ]
+
+
+def test_inside_the_actors_a_reply_is_sent_after_commit_without_the_broker(acs_emulator, broker):
+    contact = ContactFactory(channel="acs")
+    with deliveries_inline(), transaction.atomic():
+        reply = outbound_text_create(contact=contact, text="Hola")
+        assert acs_emulator.deliveries == []  # nothing leaves before the commit
+
+    reply.refresh_from_db()
+    assert reply.status == MessageStatus.SENT
+    assert [d.to for d in acs_emulator.deliveries] == [contact.phone]
+    assert waiting(broker, "outbound") == []
+
+
+def test_outside_the_actors_replies_go_through_the_outbound_queue(acs_emulator, broker):
+    reply = outbound_text_create(contact=ContactFactory(channel="acs"), text="Hola")
+
+    assert acs_emulator.deliveries == []
+    assert waiting(broker, "outbound") == [(reply.pk,)]
+
+
+def test_a_reply_that_must_wait_is_handed_to_the_outbound_actor_with_its_delay(acs_emulator, broker, settings):
+    settings.SEND_RECIPIENT_MAX_PER_MINUTE = 1
+    contact = ContactFactory(channel="acs")
+    with deliveries_inline():
+        first = outbound_text_create(contact=contact, text="Uno")
+        second = outbound_text_create(contact=contact, text="Dos")
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == (MessageStatus.SENT, MessageStatus.QUEUED)
+    assert len(acs_emulator.deliveries) == 1
+    assert waiting(broker, "outbound") == [(second.pk,)]
