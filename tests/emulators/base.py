@@ -64,6 +64,9 @@ class Emulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, the body waits for the client's delayed
+            # ACK (40 ms on Linux) on every keep-alive request: P2 measured that stall, not Relay.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
                 pass
