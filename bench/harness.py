@@ -190,7 +190,8 @@ def worker(env: dict[str, str], *, processes: int = 1, threads: int = 8) -> Iter
     process = subprocess.Popen(
         [PYTHON, "manage.py", "rundramatiq", "--processes", str(processes), "--threads", str(threads)],
         cwd=ROOT,
-        env=env,
+        # As deploy/worker.sh starts it: the consumer's idle backoff capped at 50 ms.
+        env={"dramatiq_worker_timeout": "50", **env},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -276,3 +277,48 @@ def write_result(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+# --- CPU accounting --------------------------------------------------------------------------------------
+
+CPU_GROUPS = {
+    "worker": "dramatiq",
+    "web": "gunicorn",
+    "postgres": "postgres",
+    "redis": "redis-server",
+    "load generator + emulator": "bench.run",
+}
+
+
+def cpu_snapshot() -> dict:
+    """CPU seconds used so far by each group of processes (by command line), and the machine's busy/total."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(CPU_GROUPS, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        for group, needle in CPU_GROUPS.items():
+            if needle in command:
+                used[group] += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+                break
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return {"groups": used, "busy": (sum(values) - idle) / ticks, "total": sum(values) / ticks}
+
+
+def cpu_report(before: dict, after: dict, *, messages: int) -> dict:
+    """CPU used between two snapshots: per group (ms per message) and the machine's busy share."""
+    total = after["total"] - before["total"]
+    return {
+        "ms_per_message": {
+            group: round((after["groups"][group] - before["groups"][group]) * 1000 / max(messages, 1), 2)
+            for group in CPU_GROUPS
+        },
+        "machine_busy_percent": round(100 * (after["busy"] - before["busy"]) / total, 1) if total else None,
+        "cores": os.cpu_count(),
+    }

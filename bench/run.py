@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
             # Other work on the machine skews every figure; the load average says how much there was.
             load_average_after=[round(x, 2) for x in os.getloadavg()],
         )
-        path = harness.write_result(result_name, payload)
+        path = harness.write_result(payload.pop("result_name", result_name), payload)
         print(f"{key}: written to {path.relative_to(harness.ROOT)}")
     return 1 if failed else 0
 
