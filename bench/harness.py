@@ -190,8 +190,7 @@ def worker(env: dict[str, str], *, processes: int = 1, threads: int = 8) -> Iter
     process = subprocess.Popen(
         [PYTHON, "manage.py", "rundramatiq", "--processes", str(processes), "--threads", str(threads)],
         cwd=ROOT,
-        # As deploy/worker.sh starts it: the consumer's idle backoff capped at 50 ms.
-        env={"dramatiq_worker_timeout": "50", **env},
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -7,10 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 "$PYTHON" deploy/worker_health.py &
-# Dramatiq's Redis consumer backs off between empty polls up to this many ms (its default, 1,000, let a message
-# that arrives on a quiet queue wait up to a second before anyone fetched it). 50 ms bounds that wait for
-# ~3 % of a core in idle polling; DRAMATIQ_WORKER_TIMEOUT_MS trades one for the other.
-export dramatiq_worker_timeout="${DRAMATIQ_WORKER_TIMEOUT_MS:-50}"
 exec "$PYTHON" manage.py rundramatiq \
   --processes "${DRAMATIQ_PROCESSES:-1}" \
   --threads "${DRAMATIQ_THREADS:-8}" \
