@@ -7,8 +7,8 @@ from django.conf import settings
 
 from .exceptions import AIRetryLater
 from .services import ai_reply_process, inbound_process, outbound_deliver
+from .services.delivery import DeliveryRetryLater
 from .services.enqueue import deliveries_inline
-from .services.outbound import DeliveryRetryLater
 
 
 @dramatiq.actor(

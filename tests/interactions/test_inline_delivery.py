@@ -56,3 +56,19 @@ def test_a_reply_that_must_wait_is_handed_to_the_outbound_actor_with_its_delay(a
     assert (first.status, second.status) == (MessageStatus.SENT, MessageStatus.QUEUED)
     assert len(acs_emulator.deliveries) == 1
     assert waiting(broker, "outbound") == [(second.pk,)]
+
+
+def test_a_redelivered_inbound_task_finishes_the_replies_its_killed_worker_left(acs_emulator, broker):
+    """The worker died after the decision committed, mid-send: the broker redelivers the inbound task."""
+    from apps.interactions.services import inbound_process
+
+    from .factories import InboundMessageFactory, OutboundMessageFactory
+
+    inbound = InboundMessageFactory(channel="acs", contact__channel="acs", status=MessageStatus.PROCESSED)
+    cut = OutboundMessageFactory(contact=inbound.contact, in_reply_to=inbound, status=MessageStatus.SENDING)
+    with deliveries_inline():
+        inbound_process(message_id=inbound.pk)
+
+    cut.refresh_from_db()
+    assert cut.status == MessageStatus.SENT  # ACS is idempotent: resent under the same repeatability id
+    assert [d.repeatability_request_id for d in acs_emulator.deliveries] == [cut.idempotency_key]

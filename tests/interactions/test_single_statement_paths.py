@@ -228,7 +228,7 @@ def test_a_claim_from_a_stale_snapshot_takes_nothing(acs_emulator):
     message.refresh_from_db()
     Message.objects.filter(pk=message.pk).update(attempts=5)  # …while another worker moved it on
 
-    from apps.interactions.services.outbound import _claim
+    from apps.interactions.services.delivery import _claim
 
     assert _claim(message) == (None, False)
     assert len(acs_emulator.deliveries) == 1

@@ -48,6 +48,13 @@ def test_acs_messages_are_answered_exactly_once_across_a_worker_killed_mid_batch
 
     expected = sorted(d.sender for d in deliveries)
     wait_until(lambda: len(set(replies("acs", acs_emulator))) == len(expected), timeout=180, what="all answered")
+    # ACS may have a cut send before Relay recorded it: the row stays "sending" until the sweeper (or the
+    # redelivered inbound task) resends it under the same Repeatability-Request-ID and records it.
+    wait_until(
+        lambda: not _outbound(MessageStatus.SENDING).exists() and not _outbound(MessageStatus.QUEUED).exists(),
+        timeout=60,
+        what="every reply recorded",
+    )
     time.sleep(3)  # a double delivery would show up within the sweeper's interval
 
     assert in_flight_at_kill >= 1

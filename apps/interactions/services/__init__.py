@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .ai import ai_reply_process, assistant_services
 from .contacts import contact_opt_in, contact_opt_out, contact_resolve
+from .delivery import DeliveryRetryLater, outbound_deliver
 from .ingest import (
     STATUS_RANK,
     IngestResult,
@@ -19,10 +20,8 @@ from .ingest import (
 from .maintenance import PurgeReport, SweepReport, payloads_purge, sweeper_run
 from .media import inbound_media_download
 from .outbound import (
-    DeliveryRetryLater,
     conversation_window_open,
     idempotency_key_normalize,
-    outbound_deliver,
     outbound_media_create,
     outbound_template_create,
     outbound_text_create,

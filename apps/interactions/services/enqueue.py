@@ -49,7 +49,7 @@ def _send(actor_name: str, message_id: int, *, delay_ms: int | None = None) -> b
 
 
 def _deliver_inline(message_id: int) -> None:
-    from .outbound import DeliveryRetryLater, outbound_deliver
+    from .delivery import DeliveryRetryLater, outbound_deliver
 
     try:
         outbound_deliver(message_id=message_id)

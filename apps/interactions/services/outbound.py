@@ -1,33 +1,25 @@
-"""Outbound messages: create (window, opt-out, template validation, idempotency) and deliver (claim, send,
-retry transient errors, record permanent ones, never blindly resend an ambiguous send)."""
+"""Outbound messages: create them (window, opt-out, template validation, idempotency). Delivering them is
+`delivery.py`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import time
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.channels.base import ChannelError, Media, MessageKind, OutboundMessage, TemplateParameter
-from apps.channels.registry import channel_get
-from apps.channels.throttle import send_throttle_wait
+from apps.channels.base import MessageKind
 from apps.core.exceptions import ApplicationError
-from apps.core.locks import advisory_lock
-from apps.core.phone import mask
-from apps.core.transactions import statement_guard
 
 from ..exceptions import IdempotencyKeyReused, OptedOutError, WindowClosedError
-from ..models import Contact, Direction, Message, MessageStatus, StatusUpdate
+from ..models import Contact, Direction, Message, MessageStatus
 from .enqueue import enqueue_on_commit
-from .ingest import status_apply, status_record, status_updates_replay
 
 if TYPE_CHECKING:
     from apps.message_templates.models import WhatsAppTemplate
@@ -37,14 +29,6 @@ logger = logging.getLogger(__name__)
 MEDIA_KINDS = frozenset({"image", "document", "audio", "video"})
 # Fixed namespace: the same inputs give the same key in every process and release.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4a7b-9f41-2c8e5b7d9a10")
-
-
-class DeliveryRetryLater(Exception):
-    """A transient failure: the outbound_deliver actor retries after `delay_ms`."""
-
-    def __init__(self, message: str, delay_ms: int):
-        super().__init__(message)
-        self.delay_ms = delay_ms
 
 
 # --- keys and checks ------------------------------------------------------------------------------------
@@ -230,259 +214,3 @@ def outbound_media_create(
         text=caption,
         media={"url": media_url, "file_name": file_name, "caption": caption},
     )
-
-
-# --- deliver ----------------------------------------------------------------------------------------------
-
-_PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
-
-
-def _not_before_key(message_id: int) -> str:
-    return f"outbound:not_before:{message_id}"
-
-
-def _backoff_ms(attempts: int, retry_after: float | None) -> int:
-    base = settings.OUTBOUND_RETRY_BACKOFF_MS * (2 ** max(0, attempts - 1))
-    delay = max(base, int((retry_after or 0) * 1000))
-    return int(min(delay, settings.OUTBOUND_RETRY_MAX_BACKOFF_MS))
-
-
-def _outbound_build(message: Message) -> OutboundMessage:
-    from apps.message_templates.models import WhatsAppTemplate
-
-    provider_ref, named = "", False
-    if message.kind == MessageKind.TEMPLATE:
-        template = WhatsAppTemplate.objects.filter(
-            name=message.template_name, language=message.template_language
-        ).first()
-        if template is not None:
-            provider_ref, named = template.twilio_content_sid, template.named_parameters
-    media = None
-    if message.media and message.kind != MessageKind.TEMPLATE:
-        media = Media(
-            mime_type=message.media.get("mime_type", ""),
-            url=message.media.get("url", ""),
-            file_name=message.media.get("file_name", ""),
-            caption=message.media.get("caption", ""),
-        )
-    return OutboundMessage(
-        to=message.contact.address,
-        idempotency_key=message.idempotency_key or "",
-        kind=MessageKind(message.kind) if message.kind in MessageKind._value2member_map_ else MessageKind.TEXT,
-        text=message.text,
-        template_name=message.template_name,
-        template_language=message.template_language,
-        template_parameters=tuple(TemplateParameter(name, value) for name, value in message.template_parameters),
-        template_named_parameters=named,
-        template_provider_ref=provider_ref,
-        media=media,
-        outbound_id=message.pk,
-        first_queued_at=message.first_attempt_at or timezone.now(),
-        contact_id=message.contact_id,
-    )
-
-
-def _finish(message_id: int, **fields) -> None:
-    fields["updated_at"] = timezone.now()
-    Message.objects.filter(pk=message_id).update(**fields)
-
-
-def _claim(pending: Message) -> tuple[Message | None, bool]:
-    """Claim `pending` for sending → (row, is_resend_of_abandoned_send), or (None, False) when taken.
-
-    One conditional UPDATE, committed on its own: it matches only while the row is still in the status and
-    attempt count read just before, so of two workers holding the same snapshot exactly one claims it.
-    """
-    now = timezone.now()
-    attempts = pending.attempts + 1
-    first_attempt_at = pending.first_attempt_at or now
-    claimed = Message.objects.filter(pk=pending.pk, status=pending.status, attempts=pending.attempts).update(
-        status=MessageStatus.SENDING, attempts=attempts, first_attempt_at=first_attempt_at, updated_at=now
-    )
-    if not claimed:
-        return None, False
-    abandoned = pending.status == MessageStatus.SENDING
-    pending.status, pending.attempts, pending.first_attempt_at = MessageStatus.SENDING, attempts, first_attempt_at
-    return pending, abandoned
-
-
-def _sent_record(message: Message, provider_message_id: str | None) -> None:
-    """Record an accepted send: provider id and SENT in one UPDATE, then the receipts that came first."""
-    now = timezone.now()
-    sent = {"status": MessageStatus.SENT, "sent_at": now, "error_code": "", "error_message": "", "updated_at": now}
-    try:
-        with statement_guard():
-            updated = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
-                provider_message_id=provider_message_id, **sent
-            )
-    except IntegrityError:
-        logger.error("provider id %s already recorded on another message", provider_message_id)
-        provider_message_id = None
-        updated = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**sent)
-    early = bool(provider_message_id) and (
-        StatusUpdate.objects.filter(channel=message.channel, provider_message_id=provider_message_id).exists()
-    )
-    if updated and not early:
-        return  # the common case: two statements
-    # The row moved on while we sent (an operator marked it), or receipts arrived before the send returned:
-    # apply everything under the row lock, in status order (statuses only move forward).
-    with transaction.atomic():
-        locked = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
-        if provider_message_id and locked.provider_message_id != provider_message_id:
-            Message.objects.filter(pk=locked.pk).update(provider_message_id=provider_message_id, updated_at=now)
-            locked.provider_message_id = provider_message_id
-        status_apply(message=locked, status=MessageStatus.SENT, occurred_at=now)
-        status_updates_replay(message=locked)
-
-
-def _deliver_one(message_id: int) -> int | None:
-    """Send one claimed row. Returns a retry delay in ms when it must be retried later, else None."""
-    not_before = cache.get(_not_before_key(message_id))
-    if not_before and not_before > time.time():
-        return int((not_before - time.time()) * 1000) + 1
-    # Pace before claiming: a row waiting for a send slot stays queued (a crash now loses nothing), and a
-    # long wait goes back to the broker instead of holding this worker and the contact's lock.
-    pending = (
-        Message.objects.filter(pk=message_id, status__in=_PENDING)
-        .select_related("contact")
-        .defer("raw_payload")
-        .first()
-    )
-    if pending is None:
-        return None
-    wait = send_throttle_wait(channel=pending.channel, sender=pending.channel, recipient=pending.contact.address)
-    if wait > 1.0:
-        return int(wait * 1000)
-    if wait > 0:
-        time.sleep(wait)  # under a second: cheaper than a round trip through the broker
-    message, abandoned = _claim(pending)
-    if message is None:
-        return None
-    try:
-        channel = channel_get(message.channel)
-    except KeyError:
-        _finish(
-            message.pk,
-            status=MessageStatus.FAILED,
-            failed_at=timezone.now(),
-            error_code="unknown_channel",
-            error_message=f"no channel named {message.channel!r}",
-        )
-        return None
-    if abandoned and not channel.idempotent_send:
-        # A worker died between claiming and recording: the provider may or may not have it. Resending could
-        # deliver it twice, so it is marked unknown for a person (or a status callback) to settle.
-        _finish(
-            message.pk,
-            status=MessageStatus.UNKNOWN,
-            error_code="abandoned",
-            error_message="the worker stopped during the send; not resent (channel is not idempotent)",
-        )
-        return None
-    if not channel.enabled():
-        _finish(
-            message.pk,
-            status=MessageStatus.FAILED,
-            failed_at=timezone.now(),
-            error_code="channel_disabled",
-            error_message=f"channel {message.channel} is not enabled",
-        )
-        return None
-
-    outbound = _outbound_build(message)
-    try:
-        result = channel.send(outbound)
-    except ChannelError as exc:
-        return _delivery_failed(message, channel.idempotent_send, exc)
-    except Exception as exc:
-        # An adapter bug or an unmapped network error: treat as ambiguous, the request may have left.
-        logger.exception("unexpected error sending outbound %s", message.pk)
-        error = ChannelError(f"{type(exc).__name__}: {exc}"[:500], "unexpected", ambiguous=True)
-        return _delivery_failed(message, channel.idempotent_send, error)
-
-    _sent_record(message, result.provider_message_id or None)
-    if not_before:
-        cache.delete(_not_before_key(message.pk))
-    logger.info("outbound %s sent on %s to %s", message.pk, message.channel, mask(outbound.to))
-    for event in getattr(channel, "receipts_after_send", lambda _r: [])(result):
-        status_record(event=event)
-    return None
-
-
-# Errors after which the provider may have accepted the request.
-_AMBIGUOUS_CODES = frozenset({"timeout", "connection_error", "unexpected", "ambiguous"})
-
-
-def _delivery_failed(message: Message, idempotent: bool, exc: ChannelError) -> int | None:
-    now = timezone.now()
-    if exc.code == "repeatability_expired":
-        # ACS forgot the repeatability id (more than 5 minutes of retries). When every earlier attempt was
-        # refused outright, nothing reached the user: start a fresh run with a new first-sent time. After an
-        # ambiguous attempt a resend could deliver twice, so it is marked unknown instead.
-        if message.error_code not in _AMBIGUOUS_CODES:
-            _finish(message.pk, status=MessageStatus.QUEUED, first_attempt_at=None, error_code=exc.code)
-            return settings.OUTBOUND_RETRY_BACKOFF_MS
-        _finish(
-            message.pk,
-            status=MessageStatus.UNKNOWN,
-            error_code=exc.code,
-            error_message=f"ambiguous earlier attempt and the repeatability window expired: {exc.message}",
-        )
-        return None
-    if exc.permanent:
-        with transaction.atomic():
-            locked = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
-            status_apply(
-                message=locked,
-                status=MessageStatus.FAILED,
-                occurred_at=now,
-                error_code=exc.code or "error",
-                error_message=exc.message,
-            )
-        logger.warning("outbound %s failed permanently: %s", message.pk, exc)
-        return None
-    if exc.ambiguous and not idempotent:
-        _finish(
-            message.pk,
-            status=MessageStatus.UNKNOWN,
-            error_code=exc.code or "ambiguous",
-            error_message=f"ambiguous send, not resent: {exc.message}",
-        )
-        logger.warning("outbound %s ambiguous, marked unknown: %s", message.pk, exc)
-        return None
-    if message.attempts > settings.OUTBOUND_MAX_RETRIES:
-        _finish(
-            message.pk,
-            status=MessageStatus.FAILED,
-            failed_at=now,
-            error_code=exc.code or "retries_exhausted",
-            error_message=f"gave up after {message.attempts} attempts: {exc.message}",
-        )
-        logger.warning("outbound %s failed after %s attempts: %s", message.pk, message.attempts, exc)
-        return None
-    delay_ms = _backoff_ms(message.attempts, exc.retry_after)
-    _finish(message.pk, status=MessageStatus.QUEUED, error_code=exc.code, error_message=exc.message)
-    cache.set(_not_before_key(message.pk), time.time() + delay_ms / 1000, timeout=int(delay_ms / 1000) + 60)
-    logger.info("outbound %s: transient %s, retry in %s ms", message.pk, exc, delay_ms)
-    return delay_ms
-
-
-def outbound_deliver(*, message_id: int) -> None:
-    """Deliver the contact's queued outbound rows, oldest first, one contact at a time across workers.
-
-    Raises DeliveryRetryLater(delay_ms) when the oldest pending row failed transiently (later rows wait
-    behind it, keeping order). Permanent failures and ambiguous sends are recorded on the row, not raised.
-    """
-    row = Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND).values("contact_id", "status").first()
-    if row is None or row["status"] not in _PENDING:
-        return
-    with advisory_lock("outbound", row["contact_id"]):
-        pending = list(
-            Message.objects.filter(contact_id=row["contact_id"], direction=Direction.OUTBOUND, status__in=_PENDING)
-            .order_by("created_at", "id")
-            .values_list("pk", flat=True)
-        )
-        for pk in pending:
-            delay_ms = _deliver_one(pk)
-            if delay_ms is not None:
-                raise DeliveryRetryLater(f"outbound {pk} will be retried", delay_ms)

@@ -306,6 +306,27 @@ def _process_one(message: Message) -> None:
             )
 
 
+def _replies_resume(message_id: int) -> None:
+    """Hand an already decided message's undelivered replies to delivery.
+
+    Replies are delivered inline right after the decision commits. A worker killed between that commit and
+    the send leaves them queued or sending, and its inbound task is redelivered by the broker: this is where
+    that redelivery finishes the job (delivery takes the contact's outbound lock, so a send still in progress
+    elsewhere is waited for, not doubled; an abandoned one follows the channel's resend rule).
+    """
+    pending = (
+        Message.objects.filter(
+            in_reply_to_id=message_id,
+            direction=Direction.OUTBOUND,
+            status__in=[MessageStatus.QUEUED, MessageStatus.SENDING],
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if pending is not None:
+        enqueue_on_commit("outbound_deliver_task", pending)
+
+
 def inbound_process(*, message_id: int) -> None:
     """Process the contact's pending inbound messages in arrival order, one contact at a time.
 
@@ -314,7 +335,10 @@ def inbound_process(*, message_id: int) -> None:
     message is recorded on its Interaction (success False) and processing goes on with the next.
     """
     row = Message.objects.filter(pk=message_id, direction=Direction.INBOUND).values("contact_id", "status").first()
-    if row is None or row["status"] != MessageStatus.RECEIVED:
+    if row is None:
+        return
+    if row["status"] != MessageStatus.RECEIVED:
+        _replies_resume(message_id)
         return
     with advisory_lock("contact", row["contact_id"]):
         seen: set[int] = set()
