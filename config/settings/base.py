@@ -300,6 +300,9 @@ AI_DEFAULT_LANGUAGE = env.str("AI_DEFAULT_LANGUAGE", default="es")
 AI_TIME_LIMIT_MS = env.int("AI_TIME_LIMIT_MS", default=90_000)
 AI_MAX_RETRIES = env.int("AI_MAX_RETRIES", default=5)
 AI_MAX_AGE_MS = env.int("AI_MAX_AGE_MS", default=900_000)
+# A contact's later messages wait this long behind an unfinished AI answer, so replies keep arrival order; past
+# it (a model down, an AI task dropped) they go ahead, picked up by the sweeper. 0 turns the waiting off.
+AI_REPLY_ORDER_WAIT_SECONDS = env.int("AI_REPLY_ORDER_WAIT_SECONDS", default=120)
 # One HTTP call to the model; below AI_TIME_LIMIT_MS so a timeout is an error we map, not a killed actor.
 AI_REQUEST_TIMEOUT_SECONDS = env.float("AI_REQUEST_TIMEOUT_SECONDS", default=30.0)
 # Intent classification runs on the template path: short, and a failure means "no intent".

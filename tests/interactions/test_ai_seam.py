@@ -110,3 +110,44 @@ def test_a_voice_note_is_transcribed_and_the_transcript_matches_a_template(
     )
     assert [d.body["template"]["name"] for d in acs_emulator.deliveries] == ["vea_event_info"]
     assert len(openai_emulator.transcription_requests()) == 1
+
+
+def test_a_later_template_reply_waits_for_the_earlier_ai_answer(
+    client, sandbox, demo_templates, openai_emulator, drain
+):
+    """Replies keep arrival order: the template answer to the second message goes after the AI answer."""
+    openai_emulator.reply_with(NO_INTENT, "Abrimos de 9 a 17 h.")
+
+    first = say(client, "¿A qué hora abren?")
+    second = say(client, "¿Cuándo es la conferencia de jóvenes?")
+    drain()
+
+    replies = list(Message.objects.filter(direction=Direction.OUTBOUND).order_by("created_at", "id"))
+    assert [reply.in_reply_to_id for reply in replies] == [first, second]
+    assert [reply.kind for reply in replies] == ["text", "template"]
+    assert Interaction.objects.get(message_id=second).route == "template"
+    assert all(reply.status == MessageStatus.READ for reply in replies)
+
+
+def test_an_ai_answer_older_than_the_wait_horizon_no_longer_holds_the_contact(sandbox, demo_templates, settings):
+    """A model that never answered (or an AI task dropped by its age limit) must not silence the contact."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.interactions.services import inbound_process
+
+    from .factories import InboundMessageFactory, InteractionFactory
+
+    stuck = InteractionFactory(route="unmatched", context={"ai_pending": True}, message__status=MessageStatus.PROCESSED)
+    contact = stuck.contact
+    later = InboundMessageFactory(contact=contact, text="¿Cuándo es la conferencia de jóvenes?")
+
+    inbound_process(message_id=later.pk)
+    assert Message.objects.get(pk=later.pk).status == MessageStatus.RECEIVED  # waits behind the AI answer
+
+    Interaction.objects.filter(pk=stuck.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.AI_REPLY_ORDER_WAIT_SECONDS + 1)
+    )
+    inbound_process(message_id=later.pk)
+    assert Interaction.objects.get(message_id=later.pk).route == "template"

@@ -26,7 +26,7 @@ from ..exceptions import AIRetryLater, WindowClosedError
 from ..models import Interaction, Message, Route
 from .media import media_path
 from .outbound import outbound_text_create, reply_idempotency_key
-from .pipeline import fallback_reply, template_reply, validation_reasons
+from .pipeline import contact_resume, fallback_reply, template_reply, validation_reasons
 from .texts import text_for
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ def _save(interaction: Interaction, started: float, **fields: Any) -> None:
     interaction.context = context
     interaction.processing_ms = (interaction.processing_ms or 0) + int((time.monotonic() - started) * 1000)
     interaction.save()
+    # The contact's later messages waited behind this answer (pipeline.ai_answer_pending): their turn now.
+    contact_resume(contact_id=interaction.contact_id)
 
 
 def _fallback(message: Message, interaction: Interaction, started: float, **context: Any) -> None:

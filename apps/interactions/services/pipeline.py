@@ -12,6 +12,7 @@ import logging
 import time
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -281,8 +282,36 @@ def _claim(message_id: int) -> bool:
     )
 
 
-def _process_one(message: Message) -> None:
-    """Decide and record one inbound row (read with its contact just before, under the contact's lock)."""
+def ai_answer_pending(*, contact_id: int) -> bool:
+    """Whether an earlier message of the contact still waits for its AI answer (within the wait horizon)."""
+    horizon = settings.AI_REPLY_ORDER_WAIT_SECONDS
+    if horizon <= 0:
+        return False
+    return Interaction.objects.filter(
+        contact_id=contact_id,
+        created_at__gte=timezone.now() - timedelta(seconds=horizon),
+        context__ai_pending=True,
+        reply__isnull=True,
+    ).exists()
+
+
+def contact_resume(*, contact_id: int) -> None:
+    """Enqueue processing of the contact's oldest waiting inbound message (after an AI answer is done)."""
+    next_id = (
+        Message.objects.filter(contact_id=contact_id, direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
+        .order_by("received_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if next_id is not None:
+        enqueue_on_commit("inbound_process_task", next_id)
+
+
+def _process_one(message: Message) -> bool:
+    """Decide and record one inbound row (read with its contact just before, under the contact's lock).
+
+    Returns True when the message was handed to the AI actor: its answer is still to come.
+    """
     started = time.monotonic()
     if message.kind in DOWNLOADED_KINDS and message.media and not message.media.get("stored_path"):
         # Before the claim, outside any transaction: a slow download must not hold locks.
@@ -290,11 +319,12 @@ def _process_one(message: Message) -> None:
     try:
         with transaction.atomic():
             if not _claim(message.pk):
-                return
+                return False
             # The contact's writers in the pipeline all run under the contact's advisory lock (held here), so
             # the row read with the message is current; no row lock is needed.
             decision = _decide(message, message.contact)
             _interaction_create(message, decision, started)
+        return bool(decision.context.get("ai_pending"))
     except Exception as exc:
         logger.exception("inbound %s from %s failed", message.pk, mask(message.contact.address))
         with transaction.atomic():
@@ -304,6 +334,7 @@ def _process_one(message: Message) -> None:
                 Decision(Route.UNMATCHED, success=False, error=f"{type(exc).__name__}: {exc}"[:2000]),
                 started,
             )
+        return False
 
 
 def _replies_resume(message_id: int) -> None:
@@ -341,6 +372,10 @@ def inbound_process(*, message_id: int) -> None:
         _replies_resume(message_id)
         return
     with advisory_lock("contact", row["contact_id"]):
+        # Replies keep arrival order: while an earlier message waits for its AI answer, the later ones wait
+        # (status received); the AI actor resumes the contact when it is done, the sweeper past the horizon.
+        if ai_answer_pending(contact_id=row["contact_id"]):
+            return
         seen: set[int] = set()
         while True:
             message = (
@@ -354,4 +389,5 @@ def inbound_process(*, message_id: int) -> None:
             if message is None:
                 return
             seen.add(message.pk)
-            _process_one(message)
+            if _process_one(message):
+                return
