@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Model
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db.models import CharField, Model, TextField
 from django.utils import timezone
 
 from apps.channels.base import InboundEvent
@@ -67,11 +67,17 @@ _DYNAMIC = {
 
 @dataclass(frozen=True)
 class _Layout:
-    """A model's insert columns: the per-request ones (in _DYNAMIC's order), then the ones left at defaults."""
+    """A model's insert columns: the per-request ones (in _DYNAMIC's order), then the ones left at defaults.
+
+    Built once per process. The defaults are rendered into the statement as literals, and text columns are
+    passed as they are (inbound_fields already made them storable): only JSON, time and number columns go
+    through the field's own preparation, which is where the ~0.1 ms per request of generic prep went.
+    """
 
     dynamic: list
+    prepared: list  # per dynamic field: does its value need field.get_db_prep_save?
     constant: list
-    constant_values: list
+    constant_literals: list
 
     @property
     def columns(self) -> str:
@@ -79,20 +85,37 @@ class _Layout:
 
     @property
     def placeholders(self) -> str:
-        return ", ".join(["%s"] * (len(self.dynamic) + len(self.constant)))
+        return ", ".join(["%s"] * len(self.dynamic) + self.constant_literals)
 
-    def values(self, row: dict) -> list:
-        return [f.get_db_prep_save(row[f.attname], connection=connection) for f in self.dynamic] + self.constant_values
+    def values(self, row: dict, wrapper) -> list:
+        return [
+            field.get_db_prep_save(row[field.attname], connection=wrapper) if prepare else row[field.attname]
+            for field, prepare in zip(self.dynamic, self.prepared, strict=True)
+        ]
+
+
+def _literal(field, wrapper) -> str:
+    """The field's default as an SQL literal, rendered by psycopg itself (the statement is built once)."""
+    value = field.get_db_prep_save(field.get_default(), connection=wrapper)
+    with wrapper.cursor() as cursor:
+        literal = cursor.mogrify("%s", [value])
+    return literal.replace("%", "%%")  # the statement still goes through %s interpolation
 
 
 @cache
 def _layout(model: type[Model]) -> _Layout:
+    wrapper = connections[DEFAULT_DB_ALIAS]
     by_name = {f.attname: f for f in model._meta.concrete_fields}
     dynamic = [by_name[name] for name in _DYNAMIC[model]]
+    prepared = [not isinstance(f, CharField | TextField) for f in dynamic]
     skip = {*_DYNAMIC[model], "id", "contact_id"}
     constant = [f for f in model._meta.concrete_fields if f.attname not in skip]
-    values = [f.get_db_prep_save(f.get_default(), connection=connection) for f in constant]
-    return _Layout(dynamic=dynamic, constant=constant, constant_values=values)
+    return _Layout(
+        dynamic=dynamic,
+        prepared=prepared,
+        constant=constant,
+        constant_literals=[_literal(f, wrapper) for f in constant],
+    )
 
 
 @cache
@@ -157,11 +180,12 @@ def inbound_store_one_statement(*, event: InboundEvent, log: dict | None) -> Sto
         "created_at": now,
         "updated_at": now,
     }
-    params = _layout(Contact).values(contact_row) + _layout(Message).values(
-        {**fields, "created_at": now, "updated_at": now}
+    wrapper = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per attribute
+    params = _layout(Contact).values(contact_row, wrapper) + _layout(Message).values(
+        {**fields, "created_at": now, "updated_at": now}, wrapper
     )
     if log is not None:
-        params += _layout(WebhookLog).values({**log, "created_at": now})
+        params += _layout(WebhookLog).values({**log, "created_at": now}, wrapper)
     sql = _statement("bsuid" if bsuid else "phone", log is not None)
     try:
         if connection.in_atomic_block:
