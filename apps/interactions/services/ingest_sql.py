@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from django.db.models import CharField, Model, TextField
 from django.utils import timezone
 
 from apps.channels.base import InboundEvent
+from apps.core.transactions import statement_guard
 
 from ..models import Contact, Message, WebhookLog
 from .contacts import phone_or_empty
@@ -188,16 +189,11 @@ def inbound_store_one_statement(*, event: InboundEvent, log: dict | None) -> Sto
         params += _layout(WebhookLog).values({**log, "created_at": now}, wrapper)
     sql = _statement("bsuid" if bsuid else "phone", log is not None)
     try:
-        if connection.in_atomic_block:
-            # Inside a caller's transaction a failed statement would poison it: a savepoint keeps the fallback.
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                contact_id, message_id = cursor.fetchone()
-        else:
-            # Autocommit: the statement is its own transaction (no BEGIN / COMMIT round trips).
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                contact_id, message_id = cursor.fetchone()
+        # Outside a transaction the statement is its own (no BEGIN / COMMIT); inside one, a savepoint keeps the
+        # fallback possible after an IntegrityError.
+        with statement_guard(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            contact_id, message_id = cursor.fetchone()
     except IntegrityError:
         return None
     if message_id is None:
