@@ -90,8 +90,14 @@ DATABASES = {
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The in-process worker writes from other threads; wait for the lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The in-process worker writes from other threads; wait for the lock instead of failing. IMMEDIATE takes the
+    # write lock at BEGIN: a deferred transaction that read first and then writes gets SQLITE_BUSY at once
+    # (no waiting) when another thread writes meanwhile, which the webhook answered as 503. WAL lets the
+    # readers (sandbox page, admin) go on while the worker writes.
+    _sqlite = DATABASES["default"].setdefault("OPTIONS", {})
+    _sqlite["timeout"] = 20
+    _sqlite["transaction_mode"] = "IMMEDIATE"
+    _sqlite["init_command"] = "PRAGMA journal_mode=WAL;"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 # Passwordless Azure Database for PostgreSQL: no password in DATABASE_URL means a Microsoft Entra token from
 # the managed identity (apps.core.db.postgresql). DATABASE_ENTRA_AUTH forces it on or off.
