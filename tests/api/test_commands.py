@@ -55,7 +55,11 @@ def test_the_api_groups_exist_after_migrations():
 
 @pytest.mark.django_db
 def test_rebuild_rollups_shows_progress_and_is_idempotent():
-    interactions_generate(start=hour_floor(timezone.now()) - timedelta(days=3), hours=48, count=120)
+    now_hour = hour_floor(timezone.now())
+    start = now_hour - timedelta(days=3)
+    interactions_generate(start=start, hours=48, count=120)
+    # From the first day with data through the last complete hour: 4 days, or 3 in the first hour after midnight.
+    days = ((now_hour - timedelta(hours=1)).date() - start.date()).days + 1
     out = StringIO()
 
     call_command("rebuild_rollups", stdout=out)
@@ -64,8 +68,8 @@ def test_rebuild_rollups_shows_progress_and_is_idempotent():
     again = sorted(InteractionHourlyRollup.objects.values_list("bucket_start", "channel", "route", "interactions"))
 
     text = out.getvalue()
-    assert "[##############################] 4/4 days" in text
-    assert "Rolled up 4 day(s)" in text
+    assert f"[{'#' * 30}] {days}/{days} days" in text
+    assert f"Rolled up {days} day(s)" in text
     assert first == again
     assert sum(row[3] for row in first) == 120
     daily = InteractionDailyRollup.objects
@@ -82,10 +86,12 @@ def test_rebuild_rollups_since_recomputes_only_the_later_hours():
     call_command("rebuild_rollups", "--no-progress", stdout=StringIO())
     InteractionHourlyRollup.objects.update(interactions=0)
 
-    call_command("rebuild_rollups", "--since", (start + timedelta(days=2)).date().isoformat(), stdout=StringIO())
+    # The day after the first: always inside the 48 hours of data, whatever the hour the test runs at.
+    since = start.replace(hour=0) + timedelta(days=1)
+    call_command("rebuild_rollups", "--since", since.date().isoformat(), stdout=StringIO())
 
-    earlier = InteractionHourlyRollup.objects.filter(bucket_start__lt=start.replace(hour=0) + timedelta(days=2))
-    later = InteractionHourlyRollup.objects.filter(bucket_start__gte=start.replace(hour=0) + timedelta(days=2))
+    earlier = InteractionHourlyRollup.objects.filter(bucket_start__lt=since)
+    later = InteractionHourlyRollup.objects.filter(bucket_start__gte=since)
     assert set(earlier.values_list("interactions", flat=True)) == {0}
     assert later.exists() and 0 not in set(later.values_list("interactions", flat=True))
 
