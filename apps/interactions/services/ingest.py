@@ -22,6 +22,7 @@ from ..models import Contact, Direction, Interaction, Message, MessageStatus, St
 from .clean import db_json, db_text
 from .contacts import contact_resolve, phone_or_empty
 from .enqueue import enqueue_on_commit
+from .ingest_sql import inbound_store_one_statement
 
 logger = logging.getLogger(__name__)
 
@@ -276,11 +277,10 @@ def events_ingest(
     A delivery of one inbound message (nearly every webhook call) is stored by a single SQL statement on
     PostgreSQL (ingest_sql); the ORM path below is the general case and the reference semantics.
     """
-    from .ingest_sql import inbound_store_one_statement
-
     if len(events) == 1 and isinstance(events[0], InboundEvent):
         log_fields = None if log is None else webhook_log_fields(channel=channel, events=1, **log)
-        stored = inbound_store_one_statement(event=events[0], log=log_fields)
+        contact_keywords, fields = inbound_fields(events[0])
+        stored = inbound_store_one_statement(contact_keywords=contact_keywords, fields=fields, log=log_fields)
         if stored is not None:
             if stored.message is None:
                 logger.info("duplicate %s delivery of %s ignored", channel, events[0].provider_message_id)

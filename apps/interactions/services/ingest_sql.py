@@ -21,7 +21,6 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from django.db.models import CharField, Model, TextField
 from django.utils import timezone
 
-from apps.channels.base import InboundEvent
 from apps.core.transactions import statement_guard
 
 from ..models import Contact, Message, WebhookLog
@@ -156,17 +155,15 @@ def _statement(key: str, with_log: bool) -> str:
     return statement + " SELECT (SELECT id FROM contact), (SELECT id FROM message)"
 
 
-def inbound_store_one_statement(*, event: InboundEvent, log: dict | None) -> Stored | None:
-    """Store `event` (and the WebhookLog row `log`, webhook_log_fields' output) in one statement.
+def inbound_store_one_statement(*, contact_keywords: dict, fields: dict, log: dict | None) -> Stored | None:
+    """Store one inbound message (ingest.inbound_fields' output) and the WebhookLog row `log` (webhook_log_fields'
+    output) in one statement.
 
     Returns None when this path does not apply or could not settle the contact: the caller then stores the
     delivery the general way. Enqueues the message's processing on commit, as inbound_record does.
     """
-    from .ingest import inbound_fields
-
     if connection.vendor != "postgresql":
         return None
-    contact_keywords, fields = inbound_fields(event)
     phone = phone_or_empty(contact_keywords["phone"])
     bsuid = (contact_keywords["bsuid"] or "").strip()
     if not phone and not bsuid:

@@ -295,14 +295,16 @@ def ai_answer_pending(*, contact_id: int) -> bool:
     ).exists()
 
 
+def _waiting_inbound(contact_id: int):
+    """The contact's inbound rows not processed yet, in arrival order."""
+    return Message.objects.filter(
+        contact_id=contact_id, direction=Direction.INBOUND, status=MessageStatus.RECEIVED
+    ).order_by("received_at", "id")
+
+
 def contact_resume(*, contact_id: int) -> None:
     """Enqueue processing of the contact's oldest waiting inbound message (after an AI answer is done)."""
-    next_id = (
-        Message.objects.filter(contact_id=contact_id, direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
-        .order_by("received_at", "id")
-        .values_list("pk", flat=True)
-        .first()
-    )
+    next_id = _waiting_inbound(contact_id).values_list("pk", flat=True).first()
     if next_id is not None:
         enqueue_on_commit("inbound_process_task", next_id)
 
@@ -379,11 +381,10 @@ def inbound_process(*, message_id: int) -> None:
         seen: set[int] = set()
         while True:
             message = (
-                Message.objects.select_related("contact")
+                _waiting_inbound(row["contact_id"])
+                .select_related("contact")
                 .defer("raw_payload")  # the provider's payload is kept for audit; deciding never reads it
-                .filter(contact_id=row["contact_id"], direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
                 .exclude(pk__in=seen)
-                .order_by("received_at", "id")
                 .first()
             )
             if message is None:
