@@ -309,8 +309,8 @@ def test_refused_and_accepted_requests_leave_no_secret_in_the_webhook_log(client
 # --- constant-time comparisons ------------------------------------------------------------------------------
 CHANNEL_SOURCES = {
     "acs": ROOT / "apps/channels/acs/channel.py",
-    "twilio": ROOT / "apps/channels/twilio.py",
-    "meta": ROOT / "apps/channels/meta.py",
+    "twilio": ROOT / "apps/channels/twilio/channel.py",
+    "meta": ROOT / "apps/channels/meta/channel.py",
 }
 
 
