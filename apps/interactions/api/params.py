@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
 
 from ..models import Channel, Route
-from ..statistics.selectors import GROUP_BY_CHOICES, StatisticsQuery
+from ..statistics.query import GROUP_BY_CHOICES, StatisticsQuery
 
 DEFAULT_RANGE_DAYS = 30
 
