@@ -204,6 +204,8 @@ class Interaction(models.Model):
             # Statistics and the interactions API filter on time first.
             models.Index(fields=["created_at"], name="interaction_created"),
             models.Index(fields=["contact", "-created_at"], name="interaction_contact_created"),
+            # The sweeper's search for AI answers that never came (maintenance.ai_answers_give_up).
+            models.Index(fields=["created_at"], name="interaction_unanswered", condition=Q(reply__isnull=True)),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ import dramatiq
 from django.conf import settings
 
 from .exceptions import AIRetryLater
-from .services import ai_reply_process, inbound_process, outbound_deliver
+from .services import ai_reply_abandon, ai_reply_process, inbound_process, outbound_deliver
 from .services.delivery import DeliveryRetryLater
 from .services.enqueue import deliveries_inline
 
@@ -39,6 +39,9 @@ def outbound_deliver_task(message_id: int) -> None:
     max_retries=settings.AI_MAX_RETRIES,
     max_age=settings.AI_MAX_AGE_MS,
     min_backoff=settings.TASK_MIN_BACKOFF_MS,
+    # The last retry failed too (provider down, time limit, …): the contact gets an apology, not silence. A task
+    # dropped by max_age gets no callback; the sweeper answers those (maintenance.sweeper_run).
+    on_retry_exhausted="ai_answer_exhausted_task",
 )
 def ai_answer_task(message_id: int) -> None:
     try:
@@ -47,3 +50,16 @@ def ai_answer_task(message_id: int) -> None:
     except AIRetryLater as exc:
         delay = int(exc.retry_after * 1000) if exc.retry_after else None
         raise dramatiq.Retry(str(exc), delay=delay) from exc
+
+
+@dramatiq.actor(
+    queue_name="default", max_retries=settings.INBOUND_MAX_RETRIES, min_backoff=settings.TASK_MIN_BACKOFF_MS
+)
+def ai_answer_exhausted_task(message_data: dict, retry_info: dict) -> None:
+    """Dramatiq's on_retry_exhausted callback of ai_answer_task: (the failed message, its retry counts)."""
+    [message_id] = message_data["args"]
+    with deliveries_inline():
+        ai_reply_abandon(
+            message_id=message_id,
+            reason=f"AI answer failed {retry_info.get('retries', 0) + 1} times; gave up",
+        )

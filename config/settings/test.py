@@ -22,5 +22,7 @@ LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405
 TASK_MIN_BACKOFF_MS = 100
 OUTBOUND_RETRY_BACKOFF_MS = 100
 OUTBOUND_RETRY_MAX_BACKOFF_MS = 2000
+# Three AI attempts, so a test can see the actor give up.
+AI_MAX_RETRIES = 2
 # Every test starts with a cleared cache; check the keyword index version on every match.
 MESSAGE_TEMPLATES_INDEX_CHECK_SECONDS = 0

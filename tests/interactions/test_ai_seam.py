@@ -151,3 +151,82 @@ def test_an_ai_answer_older_than_the_wait_horizon_no_longer_holds_the_contact(sa
     )
     inbound_process(message_id=later.pk)
     assert Interaction.objects.get(message_id=later.pk).route == "template"
+
+
+# --- AI answers that never come: the contact gets an apology, not silence ----------------------------------
+APOLOGY = "Lo sentimos, ahora no podemos responder"
+
+
+def test_a_provider_failing_through_the_last_retry_gets_the_apology_and_frees_the_contact(
+    client, sandbox, demo_templates, openai_emulator, drain, settings
+):
+    # Every attempt fails (AI_MAX_RETRIES = 2 in tests: three attempts, classification + answer each).
+    openai_emulator.fail_next(503, times=100, body={"error": {"message": "overloaded"}})
+
+    first = say(client, "¿Tienen estacionamiento?")
+    second = say(client, "¿Cuándo es la conferencia de jóvenes?")  # waits behind the AI answer
+    drain()
+
+    interaction = Interaction.objects.get(message_id=first)
+    assert (interaction.route, interaction.success) == ("ai", False)
+    assert interaction.error == f"AI answer failed {settings.AI_MAX_RETRIES + 1} times; gave up"
+    assert interaction.context["ai_given_up"] is True and interaction.context["ai_pending"] is False
+    assert interaction.reply.text.startswith(APOLOGY)
+    replies = list(Message.objects.filter(direction=Direction.OUTBOUND).order_by("created_at", "id"))
+    assert [(r.in_reply_to_id, r.kind) for r in replies] == [(first, "text"), (second, "template")]
+    assert all(reply.status == MessageStatus.READ for reply in replies)
+
+
+def test_an_ai_task_dropped_by_its_age_limit_is_answered_by_the_sweeper_once(sandbox, demo_templates, broker, drain):
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from apps.interactions.services import ai_reply_process, sweeper_run
+    from apps.interactions.tasks import ai_answer_task
+
+    from .factories import InteractionFactory
+
+    stuck = InteractionFactory(route="ai", context={"ai_pending": True}, message__status=MessageStatus.PROCESSED)
+    # The task reaches the worker past its age limit: AgeLimit drops it and nothing answers.
+    ai_answer_task.send_with_options(args=(stuck.message_id,), max_age=1)
+    drain()
+    assert Interaction.objects.get(pk=stuck.pk).reply is None
+    assert broker.do_qsize("ai") == 0
+
+    give_up = timedelta(milliseconds=settings.AI_MAX_AGE_MS + settings.AI_TIME_LIMIT_MS, seconds=5)
+    # Not yet: an attempt could still be running until max age + time limit.
+    Interaction.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - give_up + timedelta(seconds=10))
+    assert sweeper_run(older_than_seconds=5).ai_given_up == 0
+
+    Interaction.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - give_up - timedelta(seconds=1))
+    assert sweeper_run(older_than_seconds=5).ai_given_up == 1
+    drain()
+
+    interaction = Interaction.objects.get(pk=stuck.pk)
+    assert (interaction.route, interaction.success, interaction.context["ai_given_up"]) == ("ai", False, True)
+    assert "AI_MAX_AGE_MS" in interaction.error
+    assert interaction.reply.text.startswith(APOLOGY)
+    assert interaction.reply.status == MessageStatus.READ
+    # Idempotent: a second sweep and a late AI attempt find it answered.
+    assert sweeper_run(older_than_seconds=5).ai_given_up == 0
+    ai_reply_process(message_id=stuck.message_id)
+    assert Message.objects.filter(direction=Direction.OUTBOUND).count() == 1
+
+
+def test_the_sweeper_leaves_old_unanswered_rows_that_were_not_waiting_for_the_ai(sandbox, demo_templates):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.interactions.services import sweeper_run
+
+    from .factories import InteractionFactory
+
+    blocked = InteractionFactory(route="blocked", context={}, message__status=MessageStatus.PROCESSED)
+    Interaction.objects.filter(pk=blocked.pk).update(created_at=timezone.now() - timedelta(hours=2))
+
+    assert sweeper_run(older_than_seconds=5).ai_given_up == 0
+    assert Interaction.objects.get(pk=blocked.pk).reply is None
+    assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()

@@ -331,7 +331,9 @@ def test_the_sweep_command_runs_the_sweeper(broker, capsys):
 
     call_command("sweep", "--older-than", "60")
 
-    assert capsys.readouterr().out.strip() == "re-enqueued 1 inbound and 0 outbound (0 enqueue failures)"
+    assert capsys.readouterr().out.strip() == (
+        "re-enqueued 1 inbound and 0 outbound (0 enqueue failures); gave up 0 AI answers"
+    )
 
 
 def test_raw_payloads_past_retention_are_purged():

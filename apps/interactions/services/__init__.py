@@ -3,7 +3,7 @@ split, not part of the contract."""
 
 from __future__ import annotations
 
-from .ai import ai_reply_process, assistant_services
+from .ai import ai_reply_abandon, ai_reply_process, assistant_services
 from .contacts import contact_opt_in, contact_opt_out, contact_resolve
 from .delivery import DeliveryRetryLater, outbound_deliver
 from .ingest import (
@@ -35,6 +35,7 @@ __all__ = [
     "IngestResult",
     "PurgeReport",
     "SweepReport",
+    "ai_reply_abandon",
     "ai_reply_process",
     "assistant_services",
     "contact_opt_in",

@@ -19,10 +19,11 @@ from typing import Any
 
 from django.apps import apps as django_apps
 from django.conf import settings
+from django.db import transaction
 
 from apps.channels.base import MessageKind
 
-from ..exceptions import AIRetryLater, WindowClosedError
+from ..exceptions import AIRetryLater, OptedOutError, WindowClosedError
 from ..models import Interaction, Message, Route
 from .media import media_path
 from .outbound import outbound_text_create, reply_idempotency_key
@@ -80,6 +81,44 @@ def _fallback(message: Message, interaction: Interaction, started: float, **cont
         template_name=reply.template_name,
         context={**context, "parameters": reply.template_parameters},
     )
+
+
+def _apologise(message: Message, interaction: Interaction, started: float, *, error: str, **context: Any) -> None:
+    """The polite "cannot answer that now" text (when the window and opt-in allow it), route ai, not a success."""
+    reply = None
+    with contextlib.suppress(WindowClosedError, OptedOutError):
+        reply = outbound_text_create(
+            contact=message.contact,
+            text=text_for("ai_unavailable", message.contact.language or ""),
+            channel=message.channel,
+            in_reply_to=message,
+            idempotency_key=reply_idempotency_key(inbound=message, index=0),
+        )
+    _save(interaction, started, route=Route.AI, reply=reply, success=False, error=error[:2000], context=context)
+
+
+def ai_reply_abandon(*, message_id: int, reason: str) -> bool:
+    """Give up on the AI answer to one inbound message: the contact gets the apology a permanent AI error gets,
+    the Interaction says why, and the contact's later messages go on.
+
+    For an answer that will never come: the provider failed through the actor's last retry, or the task was
+    dropped (AI_MAX_AGE_MS) or lost (the sweeper finds those). Returns False, doing nothing, when the message
+    is answered already or not waiting for the AI. The reply's idempotency key is the AI answer's, so a late
+    answer and the apology can never both be sent.
+    """
+    started = time.monotonic()
+    with transaction.atomic():
+        interaction = (
+            Interaction.objects.select_for_update(of=("self",))
+            .select_related("message__contact")
+            .filter(message_id=message_id, reply__isnull=True)
+            .first()
+        )
+        if interaction is None or not interaction.context.get("ai_pending"):
+            return False
+        logger.warning("AI answer to inbound %s given up: %s", message_id, reason)
+        _apologise(interaction.message, interaction, started, error=reason, ai_given_up=True)
+    return True
 
 
 def _match_transcript(assistant: ModuleType, text: str, language: str):
@@ -203,24 +242,7 @@ def ai_reply_process(*, message_id: int) -> None:
         if not _is(exc, assistant, "AIPermanentError") and not hasattr(exc, "errors"):
             raise
         logger.warning("AI could not answer inbound %s: %s", message.pk, exc)
-        reply = None
-        with contextlib.suppress(WindowClosedError):
-            reply = outbound_text_create(
-                contact=contact,
-                text=text_for("ai_unavailable", contact.language or ""),
-                channel=message.channel,
-                in_reply_to=message,
-                idempotency_key=reply_idempotency_key(inbound=message, index=0),
-            )
-        _save(
-            interaction,
-            started,
-            route=Route.AI,
-            reply=reply,
-            success=False,
-            error=f"{type(exc).__name__}: {validation_reasons(exc)}"[:2000],
-            context=context,
-        )
+        _apologise(message, interaction, started, error=f"{type(exc).__name__}: {validation_reasons(exc)}", **context)
         return
 
     ai_context = {

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Direction, Message, MessageStatus, StatusUpdate, WebhookLog
+from ..models import Direction, Interaction, Message, MessageStatus, StatusUpdate, WebhookLog
+from .ai import ai_reply_abandon
 from .enqueue import enqueue_now
 
 logger = logging.getLogger(__name__)
@@ -22,11 +23,34 @@ class SweepReport:
     inbound: int
     outbound: int
     failed_enqueues: int = 0
+    ai_given_up: int = 0
+
+
+# How far back the sweeper looks for AI answers that never came. Older ones are left alone: an apology a day
+# late helps nobody (and their Interaction already says no answer was sent).
+AI_GIVE_UP_LOOKBACK = timedelta(days=1)
+
+
+def ai_answers_give_up(*, older_than_seconds: int) -> int:
+    """Answer, with the apology, messages whose AI answer can no longer come: older than the AI task's maximum
+    age plus its time limit (no attempt can start or still run), and `older_than_seconds` more. Their task was
+    dropped by AgeLimit or lost with the broker's data. Returns how many were answered."""
+    give_up = timedelta(milliseconds=settings.AI_MAX_AGE_MS + settings.AI_TIME_LIMIT_MS, seconds=older_than_seconds)
+    cutoff = timezone.now() - give_up
+    waiting = Interaction.objects.filter(
+        reply__isnull=True,
+        created_at__lte=cutoff,
+        created_at__gt=cutoff - AI_GIVE_UP_LOOKBACK,
+        context__ai_pending=True,
+    ).values_list("message_id", flat=True)
+    reason = f"no AI answer within AI_MAX_AGE_MS ({settings.AI_MAX_AGE_MS} ms): the task was dropped or lost"
+    return sum(ai_reply_abandon(message_id=message_id, reason=reason) for message_id in list(waiting))
 
 
 def sweeper_run(*, older_than_seconds: int) -> SweepReport:
     """Re-enqueue inbound rows still `received`, and outbound rows still `queued` / `sending`, untouched for
-    longer than `older_than_seconds`. Safe to run any time: the actors claim rows, so extra tasks do nothing.
+    longer than `older_than_seconds`; then give up on AI answers that can no longer come (ai_answers_give_up).
+    Safe to run any time: the actors claim rows, so extra tasks do nothing.
 
     One task per contact is enough (a task handles all of its contact's pending rows), so that is what is sent.
     """
@@ -59,9 +83,19 @@ def sweeper_run(*, older_than_seconds: int) -> SweepReport:
                 counts[kind] += 1
             else:
                 counts["failed"] += 1
-    if counts["inbound"] or counts["outbound"] or counts["failed"]:
-        logger.info("sweeper re-enqueued %(inbound)s inbound, %(outbound)s outbound (%(failed)s failed)", counts)
-    return SweepReport(inbound=counts["inbound"], outbound=counts["outbound"], failed_enqueues=counts["failed"])
+    counts["ai"] = ai_answers_give_up(older_than_seconds=older_than_seconds)
+    if any(counts.values()):
+        logger.info(
+            "sweeper re-enqueued %(inbound)s inbound, %(outbound)s outbound (%(failed)s failed); "
+            "gave up %(ai)s AI answers",
+            counts,
+        )
+    return SweepReport(
+        inbound=counts["inbound"],
+        outbound=counts["outbound"],
+        failed_enqueues=counts["failed"],
+        ai_given_up=counts["ai"],
+    )
 
 
 @dataclass(frozen=True)

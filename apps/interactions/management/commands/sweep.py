@@ -20,5 +20,5 @@ class Command(BaseCommand):
         report = sweeper_run(older_than_seconds=options["older_than"])
         self.stdout.write(
             f"re-enqueued {report.inbound} inbound and {report.outbound} outbound "
-            f"({report.failed_enqueues} enqueue failures)"
+            f"({report.failed_enqueues} enqueue failures); gave up {report.ai_given_up} AI answers"
         )
