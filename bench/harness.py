@@ -290,9 +290,9 @@ CPU_GROUPS = {
 
 
 def cpu_snapshot() -> dict:
-    """CPU seconds used so far by each group of processes (by command line), and the machine's busy/total."""
+    """CPU seconds used so far by each process of the groups (by command line), and the machine's busy/total."""
     ticks = os.sysconf("SC_CLK_TCK")
-    used = dict.fromkeys(CPU_GROUPS, 0.0)
+    processes: dict[int, tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -303,21 +303,24 @@ def cpu_snapshot() -> dict:
             continue
         for group, needle in CPU_GROUPS.items():
             if needle in command:
-                used[group] += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+                processes[int(entry.name)] = (group, (int(fields[11]) + int(fields[12])) / ticks)  # utime + stime
                 break
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]
-    return {"groups": used, "busy": (sum(values) - idle) / ticks, "total": sum(values) / ticks}
+    return {"processes": processes, "busy": (sum(values) - idle) / ticks, "total": sum(values) / ticks}
 
 
 def cpu_report(before: dict, after: dict, *, messages: int) -> dict:
     """CPU used between two snapshots: per group (ms per message) and the machine's busy share."""
     total = after["total"] - before["total"]
+    # Per process: one that started in between counts from zero; one that exited in between (a short-lived
+    # PostgreSQL backend, say) is not counted, rather than subtracted.
+    used = dict.fromkeys(CPU_GROUPS, 0.0)
+    for pid, (group, seconds) in after["processes"].items():
+        earlier = before["processes"].get(pid)
+        used[group] += seconds - (earlier[1] if earlier and earlier[0] == group else 0.0)
     return {
-        "ms_per_message": {
-            group: round((after["groups"][group] - before["groups"][group]) * 1000 / max(messages, 1), 2)
-            for group in CPU_GROUPS
-        },
+        "ms_per_message": {group: round(used[group] * 1000 / max(messages, 1), 2) for group in CPU_GROUPS},
         "machine_busy_percent": round(100 * (after["busy"] - before["busy"]) / total, 1) if total else None,
         "cores": os.cpu_count(),
     }
