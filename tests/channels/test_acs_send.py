@@ -286,6 +286,37 @@ def test_an_unreachable_endpoint_is_transient_and_not_ambiguous(acs_emulator, se
     assert (caught.value.code, caught.value.permanent, caught.value.ambiguous) == ("connection_error", False, False)
 
 
+@pytest.fixture
+def fresh_acs_clients():
+    """ACS clients built again (they read the proxy environment once, when built), before and after the test."""
+    from apps.channels.acs import outbound as acs_outbound
+
+    acs_outbound._clients.clear()
+    yield acs_outbound._clients.clear
+    acs_outbound._clients.clear()
+
+
+def test_the_proxy_from_the_environment_is_used_and_no_proxy_honoured(acs_emulator, monkeypatch, fresh_acs_clients):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead}")  # a proxy nobody listens on
+
+    with pytest.raises(ChannelError) as caught:
+        send(outbound(text="hola"))
+    assert (caught.value.code, caught.value.permanent) == ("connection_error", False)
+    assert acs_emulator.deliveries == []
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    fresh_acs_clients()
+    send(outbound(text="hola"))
+    assert len(acs_emulator.deliveries) == 1
+
+
 @pytest.mark.parametrize("connection_string", ["", "endpoint=http://127.0.0.1:1/", "accesskey=abc", "garbage"])
 def test_a_missing_or_incomplete_configuration_is_permanent(settings, connection_string):
     settings.ACS_CONNECTION_STRING = connection_string

@@ -380,15 +380,17 @@ def inbound_process(*, message_id: int) -> None:
             return
         seen: set[int] = set()
         while True:
-            message = (
-                _waiting_inbound(row["contact_id"])
-                .select_related("contact")
-                .defer("raw_payload")  # the provider's payload is kept for audit; deciding never reads it
-                .exclude(pk__in=seen)
-                .first()
-            )
-            if message is None:
+            # Which row is next is a cheap query; the row itself (with its contact) is read only when there is
+            # one. Nearly always the loop ends on the second round, where the full query would be compiled for
+            # nothing.
+            next_id = _waiting_inbound(row["contact_id"]).exclude(pk__in=seen).values_list("pk", flat=True).first()
+            if next_id is None:
                 return
-            seen.add(message.pk)
+            seen.add(next_id)
+            message = (
+                Message.objects.select_related("contact")
+                .defer("raw_payload")  # the provider's payload is kept for audit; deciding never reads it
+                .get(pk=next_id)
+            )
             if _process_one(message):
                 return
