@@ -27,7 +27,7 @@ from ..exceptions import AIRetryLater, OptedOutError, WindowClosedError
 from ..models import Interaction, Message, Route
 from .media import media_path
 from .outbound import outbound_text_create, reply_idempotency_key
-from .pipeline import contact_resume, fallback_reply, template_reply, validation_reasons
+from .pipeline import ai_waiting_interactions, contact_resume, fallback_reply, template_reply, validation_reasons
 from .texts import text_for
 
 logger = logging.getLogger(__name__)
@@ -109,12 +109,13 @@ def ai_reply_abandon(*, message_id: int, reason: str) -> bool:
     started = time.monotonic()
     with transaction.atomic():
         interaction = (
-            Interaction.objects.select_for_update(of=("self",))
+            ai_waiting_interactions()
+            .select_for_update(of=("self",))
             .select_related("message__contact")
-            .filter(message_id=message_id, reply__isnull=True)
+            .filter(message_id=message_id)
             .first()
         )
-        if interaction is None or not interaction.context.get("ai_pending"):
+        if interaction is None:
             return False
         logger.warning("AI answer to inbound %s given up: %s", message_id, reason)
         _apologise(interaction.message, interaction, started, error=reason, ai_given_up=True)

@@ -11,9 +11,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Direction, Interaction, Message, MessageStatus, StatusUpdate, WebhookLog
+from ..models import Direction, Message, MessageStatus, StatusUpdate, WebhookLog
 from .ai import ai_reply_abandon
 from .enqueue import enqueue_now
+from .pipeline import ai_waiting_interactions
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +38,11 @@ def ai_answers_give_up(*, older_than_seconds: int) -> int:
     dropped by AgeLimit or lost with the broker's data. Returns how many were answered."""
     give_up = timedelta(milliseconds=settings.AI_MAX_AGE_MS + settings.AI_TIME_LIMIT_MS, seconds=older_than_seconds)
     cutoff = timezone.now() - give_up
-    waiting = Interaction.objects.filter(
-        reply__isnull=True,
-        created_at__lte=cutoff,
-        created_at__gt=cutoff - AI_GIVE_UP_LOOKBACK,
-        context__ai_pending=True,
-    ).values_list("message_id", flat=True)
+    waiting = (
+        ai_waiting_interactions()
+        .filter(created_at__lte=cutoff, created_at__gt=cutoff - AI_GIVE_UP_LOOKBACK)
+        .values_list("message_id", flat=True)
+    )
     reason = f"no AI answer within AI_MAX_AGE_MS ({settings.AI_MAX_AGE_MS} ms): the task was dropped or lost"
     return sum(ai_reply_abandon(message_id=message_id, reason=reason) for message_id in list(waiting))
 

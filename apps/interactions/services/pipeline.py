@@ -282,17 +282,21 @@ def _claim(message_id: int) -> bool:
     )
 
 
+def ai_waiting_interactions():
+    """Interactions whose message was handed to the AI actor and has no reply yet."""
+    return Interaction.objects.filter(context__ai_pending=True, reply__isnull=True)
+
+
 def ai_answer_pending(*, contact_id: int) -> bool:
     """Whether an earlier message of the contact still waits for its AI answer (within the wait horizon)."""
     horizon = settings.AI_REPLY_ORDER_WAIT_SECONDS
     if horizon <= 0:
         return False
-    return Interaction.objects.filter(
-        contact_id=contact_id,
-        created_at__gte=timezone.now() - timedelta(seconds=horizon),
-        context__ai_pending=True,
-        reply__isnull=True,
-    ).exists()
+    return (
+        ai_waiting_interactions()
+        .filter(contact_id=contact_id, created_at__gte=timezone.now() - timedelta(seconds=horizon))
+        .exists()
+    )
 
 
 def _waiting_inbound(contact_id: int):
