@@ -7,6 +7,7 @@ The pipeline calls, in order: `intent_match` → `template_get` (or the intent's
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import threading
 import time
@@ -82,6 +83,8 @@ class _IndexHolder:
         self.intents: dict[int, tuple[list[str], tuple[Any, ...]]] = {}
         self.version: str | None = None
         self.checked_at = 0.0
+        # Templates (with their data source) read since the index was built, as field values by template pk.
+        self.templates: dict[int, tuple[tuple[Any, ...], tuple[Any, ...] | None]] = {}
 
     def get(self) -> tuple[KeywordIndex, dict[int, tuple[list[str], tuple[Any, ...]]]]:
         now = time.monotonic()
@@ -93,6 +96,7 @@ class _IndexHolder:
         with self.lock:
             if self.index is None or version is None or version != self.version:
                 self.index, self.intents = _index_build()
+                self.templates = {}
                 self.version = version
             self.checked_at = now
             return self.index, self.intents
@@ -101,6 +105,38 @@ class _IndexHolder:
         with self.lock:
             self.index = None
             self.version = None
+            self.templates = {}
+
+    def template(self, pk: int) -> WhatsAppTemplate | None:
+        """Template `pk` with its data source: read once per index version, a fresh instance every call."""
+        self.get()
+        entry = self.templates.get(pk)
+        if entry is None:
+            template = WhatsAppTemplate.objects.select_related("data_source").filter(pk=pk).first()
+            if template is None:
+                return None
+            source = template.data_source
+            entry = (_field_values(template), _field_values(source) if source is not None else None)
+            with self.lock:
+                self.templates[pk] = entry
+        return _template_from(entry)
+
+
+_TEMPLATE_FIELDS = [f.attname for f in WhatsAppTemplate._meta.concrete_fields]
+_DATA_SOURCE_FIELDS = [f.attname for f in DataSource._meta.concrete_fields]
+
+
+def _field_values(instance) -> tuple[Any, ...]:
+    return tuple(getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields)
+
+
+def _template_from(entry: tuple[tuple[Any, ...], tuple[Any, ...] | None]) -> WhatsAppTemplate:
+    # Deep copies: JSON fields are mutable, and no caller may change what another one reads.
+    template_values, source_values = copy.deepcopy(entry)
+    template = WhatsAppTemplate.from_db("default", _TEMPLATE_FIELDS, template_values)
+    source = DataSource.from_db("default", _DATA_SOURCE_FIELDS, source_values) if source_values else None
+    WhatsAppTemplate.data_source.field.set_cached_value(template, source)
+    return template
 
 
 _holder = _IndexHolder()
@@ -166,10 +202,15 @@ def intent_match(*, text: str, language: str = "") -> IntentMatch | None:
 
 
 def intent_template(*, intent: Intent) -> WhatsAppTemplate | None:
-    """The intent's template with its data source, in one query (None when the intent has none)."""
+    """The intent's template with its data source (None when the intent has none).
+
+    Read from the database once per keyword-index version, like the intents themselves: the writers that
+    invalidate the index (admin, sync, seed) cover templates and data sources too. Measured as 6 % of the
+    worker's CPU per answered message when it was a query each time (P2 profile).
+    """
     if intent.template_id is None:
         return None
-    return WhatsAppTemplate.objects.select_related("data_source").filter(pk=intent.template_id).first()
+    return _holder.template(intent.template_id)
 
 
 # --- Templates ------------------------------------------------------------------------------------

@@ -72,3 +72,27 @@ def test_a_redelivered_inbound_task_finishes_the_replies_its_killed_worker_left(
     cut.refresh_from_db()
     assert cut.status == MessageStatus.SENT  # ACS is idempotent: resent under the same repeatability id
     assert [d.repeatability_request_id for d in acs_emulator.deliveries] == [cut.idempotency_key]
+
+
+@pytest.mark.parametrize("channel", ["acs", "twilio"])
+def test_an_inline_reply_whose_row_moved_before_its_send_is_decided_on_a_fresh_read(
+    channel, acs_emulator, twilio_emulator, broker
+):
+    """Inline delivery starts from the row as its creator holds it; when another worker took the row in
+    between (and died mid-send), the claim on that snapshot fails and the row is read afresh: ACS resends under
+    the same repeatability id, Twilio (not idempotent) marks it unknown instead of sending it twice."""
+    from apps.interactions.models import Message
+
+    contact = ContactFactory(channel=channel)
+    with deliveries_inline(), transaction.atomic():
+        reply = outbound_text_create(contact=contact, text="Hola")
+        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.SENDING, attempts=1)
+
+    reply.refresh_from_db()
+    if channel == "acs":
+        assert reply.status == MessageStatus.SENT
+        assert [d.repeatability_request_id for d in acs_emulator.deliveries] == [reply.idempotency_key]
+    else:
+        assert (reply.status, reply.error_code) == (MessageStatus.UNKNOWN, "abandoned")
+        assert twilio_emulator.sent == []
+    assert reply.attempts == 2

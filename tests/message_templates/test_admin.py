@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -249,3 +251,35 @@ def test_test_send_refuses_invalid_sample_values_with_the_reasons(admin_client):
     assert not Message.objects.filter(template_name="roto").exists()
     html = admin_client.post(url, {"phone": "12", "channel": "sandbox"}).content.decode()
     assert 'id="test-send-errors"' in html
+
+
+def test_an_intents_template_is_read_once_per_index_version_and_a_data_source_edit_in_admin_is_seen_at_once(
+    admin_client, demo, django_assert_num_queries
+):
+    from apps.message_templates.services import intent_template
+
+    intent = Intent.objects.get(name="eventos")
+    first = intent_template(intent=intent)
+    with django_assert_num_queries(0):
+        again = intent_template(intent=intent)
+    # Fresh instances every time: one caller's changes never reach another.
+    assert again is not first and again.data_source is not first.data_source
+    again.parameter_mapping["event_name"] = "changed"
+    assert intent_template(intent=intent).parameter_mapping == first.parameter_mapping
+
+    source = first.data_source
+    response = admin_client.post(
+        reverse("admin:message_templates_datasource_change", args=[source.pk]),
+        {
+            "name": source.name,
+            "description": source.description,
+            "kind": source.kind,
+            "query": source.query,
+            "resolver": source.resolver,
+            "timeout_ms": str(source.timeout_ms + 500),
+            "active": "on",
+            "sample_context": json.dumps(source.sample_context),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert intent_template(intent=intent).data_source.timeout_ms == source.timeout_ms + 500

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -35,6 +36,23 @@ class DeliveryRetryLater(Exception):
 _PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 
 
+@dataclass(frozen=True)
+class KnownOutbound:
+    """An outbound row this thread has just created and committed, with what sending it needs from its template:
+    delivery starts from it instead of reading the row (and the template) back. The claim still checks the
+    row's status in the database, so a row that moved on meanwhile is read afresh, never sent twice."""
+
+    message: Message
+    template_provider_ref: str = ""
+    template_named_parameters: bool = False
+
+    @classmethod
+    def of(cls, message: Message, template=None) -> KnownOutbound:
+        if template is None:
+            return cls(message)
+        return cls(message, template.twilio_content_sid, template.named_parameters)
+
+
 def _not_before_key(message_id: int) -> str:
     return f"outbound:not_before:{message_id}"
 
@@ -45,11 +63,13 @@ def _backoff_ms(attempts: int, retry_after: float | None) -> int:
     return int(min(delay, settings.OUTBOUND_RETRY_MAX_BACKOFF_MS))
 
 
-def _outbound_build(message: Message) -> OutboundMessage:
+def _outbound_build(message: Message, known: KnownOutbound | None = None) -> OutboundMessage:
     from apps.message_templates.models import WhatsAppTemplate
 
     provider_ref, named = "", False
-    if message.kind == MessageKind.TEMPLATE:
+    if known is not None:
+        provider_ref, named = known.template_provider_ref, known.template_named_parameters
+    elif message.kind == MessageKind.TEMPLATE:
         template = WhatsAppTemplate.objects.filter(
             name=message.template_name, language=message.template_language
         ).first()
@@ -133,21 +153,25 @@ def _sent_record(message: Message, provider_message_id: str | None) -> None:
         status_updates_replay(message=locked)
 
 
-def _deliver_one(message_id: int) -> int | None:
+def _deliver_one(message_id: int, known: KnownOutbound | None = None) -> int | None:
     """Send one claimed row. Returns a retry delay in ms when it must be retried later, else None."""
-    not_before = cache.get(_not_before_key(message_id))
+    if known is not None:
+        pending = known.message
+    else:
+        pending = (
+            Message.objects.filter(pk=message_id, status__in=_PENDING)
+            .select_related("contact")
+            .defer("raw_payload")
+            .first()
+        )
+        if pending is None:
+            return None
+    # Only a row whose earlier attempt failed transiently can have a not-before time (_delivery_failed).
+    not_before = cache.get(_not_before_key(message_id)) if pending.attempts else None
     if not_before and not_before > time.time():
         return int((not_before - time.time()) * 1000) + 1
     # Pace before claiming: a row waiting for a send slot stays queued (a crash now loses nothing), and a
     # long wait goes back to the broker instead of holding this worker and the contact's lock.
-    pending = (
-        Message.objects.filter(pk=message_id, status__in=_PENDING)
-        .select_related("contact")
-        .defer("raw_payload")
-        .first()
-    )
-    if pending is None:
-        return None
     wait = send_throttle_wait(channel=pending.channel, sender=pending.channel, recipient=pending.contact.address)
     if wait > 1.0:
         return int(wait * 1000)
@@ -155,7 +179,8 @@ def _deliver_one(message_id: int) -> int | None:
         time.sleep(wait)  # under a second: cheaper than a round trip through the broker
     message, abandoned = _claim(pending)
     if message is None:
-        return None
+        # The row moved on since this thread created it (another worker took it): decide on a fresh read.
+        return _deliver_one(message_id) if known is not None else None
     try:
         channel = channel_get(message.channel)
     except KeyError:
@@ -187,7 +212,7 @@ def _deliver_one(message_id: int) -> int | None:
         )
         return None
 
-    outbound = _outbound_build(message)
+    outbound = _outbound_build(message, known)
     try:
         result = channel.send(outbound)
     except ChannelError as exc:
@@ -265,22 +290,28 @@ def _delivery_failed(message: Message, idempotent: bool, exc: ChannelError) -> i
     return delay_ms
 
 
-def outbound_deliver(*, message_id: int) -> None:
+def outbound_deliver(*, message_id: int, known: KnownOutbound | None = None) -> None:
     """Deliver the contact's queued outbound rows, oldest first, one contact at a time across workers.
 
+    `known` is the row `message_id` as its creator holds it (inline delivery): it is not read back.
     Raises DeliveryRetryLater(delay_ms) when the oldest pending row failed transiently (later rows wait
     behind it, keeping order). Permanent failures and ambiguous sends are recorded on the row, not raised.
     """
-    row = Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND).values("contact_id", "status").first()
-    if row is None or row["status"] not in _PENDING:
-        return
-    with advisory_lock("outbound", row["contact_id"]):
+    if known is not None and known.message.pk == message_id:
+        contact_id = known.message.contact_id
+    else:
+        known = None
+        row = Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND).values("contact_id", "status").first()
+        if row is None or row["status"] not in _PENDING:
+            return
+        contact_id = row["contact_id"]
+    with advisory_lock("outbound", contact_id):
         pending = list(
-            Message.objects.filter(contact_id=row["contact_id"], direction=Direction.OUTBOUND, status__in=_PENDING)
+            Message.objects.filter(contact_id=contact_id, direction=Direction.OUTBOUND, status__in=_PENDING)
             .order_by("created_at", "id")
             .values_list("pk", flat=True)
         )
         for pk in pending:
-            delay_ms = _deliver_one(pk)
+            delay_ms = _deliver_one(pk, known if known is not None and pk == known.message.pk else None)
             if delay_ms is not None:
                 raise DeliveryRetryLater(f"outbound {pk} will be retried", delay_ms)

@@ -48,11 +48,11 @@ def _send(actor_name: str, message_id: int, *, delay_ms: int | None = None) -> b
         return False
 
 
-def _deliver_inline(message_id: int) -> None:
+def _deliver_inline(message_id: int, known=None) -> None:
     from .delivery import DeliveryRetryLater, outbound_deliver
 
     try:
-        outbound_deliver(message_id=message_id)
+        outbound_deliver(message_id=message_id, known=known)
     except DeliveryRetryLater as exc:
         _send("outbound_deliver_task", message_id, delay_ms=exc.delay_ms)
     except Exception:
@@ -66,6 +66,22 @@ def enqueue_on_commit(actor_name: str, message_id: int) -> None:
         transaction.on_commit(lambda: _deliver_inline(message_id))
         return
     transaction.on_commit(lambda: _send(actor_name, message_id))
+
+
+def delivery_on_commit(message, *, template=None) -> None:
+    """Deliver the new outbound row `message` once the transaction commits.
+
+    Inline (within deliveries_inline()), the row and its template are handed to delivery as they are in hand,
+    so it does not read them back (two full-row queries, 11 % of the worker's CPU per answered message in the
+    P2 profile). Elsewhere the outbound actor gets the id.
+    """
+    if _inline_deliveries.get():
+        from .delivery import KnownOutbound
+
+        known = KnownOutbound.of(message, template)
+        transaction.on_commit(lambda: _deliver_inline(message.pk, known))
+        return
+    transaction.on_commit(lambda: _send("outbound_deliver_task", message.pk))
 
 
 def enqueue_now(actor_name: str, message_id: int, *, delay_ms: int | None = None) -> bool:

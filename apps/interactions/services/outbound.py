@@ -19,7 +19,7 @@ from apps.core.exceptions import ApplicationError
 
 from ..exceptions import IdempotencyKeyReused, OptedOutError, WindowClosedError
 from ..models import Contact, Direction, Message, MessageStatus
-from .enqueue import enqueue_on_commit
+from .enqueue import delivery_on_commit
 
 if TYPE_CHECKING:
     from apps.message_templates.models import WhatsAppTemplate
@@ -81,13 +81,24 @@ def _not_opted_out(contact: Contact) -> None:
 
 
 def _existing(key: str, contact: Contact) -> Message | None:
-    message = Message.objects.filter(idempotency_key=key).first()
-    if message is not None and message.contact_id != contact.pk:
+    # Nearly always there is none: a narrow query says so, and the whole row is read only when there is one.
+    found = Message.objects.filter(idempotency_key=key).values_list("pk", "contact_id").first()
+    if found is None:
+        return None
+    if found[1] != contact.pk:
         raise IdempotencyKeyReused("This idempotency key was already used for another contact.", {"key": key})
-    return message
+    return Message.objects.filter(pk=found[0]).first()
 
 
-def _insert(*, contact: Contact, channel: str | None, key: str, in_reply_to: Message | None, **fields) -> Message:
+def _insert(
+    *,
+    contact: Contact,
+    channel: str | None,
+    key: str,
+    in_reply_to: Message | None,
+    template: WhatsAppTemplate | None = None,
+    **fields,
+) -> Message:
     channel = channel or contact.channel or settings.DEFAULT_CHANNEL
     try:
         with transaction.atomic():
@@ -107,7 +118,7 @@ def _insert(*, contact: Contact, channel: str | None, key: str, in_reply_to: Mes
         if existing is None:
             raise
         return existing
-    enqueue_on_commit("outbound_deliver_task", message.pk)
+    delivery_on_commit(message, template=template)
     return message
 
 
@@ -170,6 +181,7 @@ def outbound_template_create(
         channel=channel,
         key=key,
         in_reply_to=in_reply_to,
+        template=template,
         kind="template",
         text=rendered.text,
         template_name=template.name,

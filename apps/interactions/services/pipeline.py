@@ -383,18 +383,16 @@ def inbound_process(*, message_id: int) -> None:
         if ai_answer_pending(contact_id=row["contact_id"]):
             return
         seen: set[int] = set()
+        waiting = _waiting_inbound(row["contact_id"]).select_related("contact").defer("raw_payload")
         while True:
-            # Which row is next is a cheap query; the row itself (with its contact) is read only when there is
-            # one. Nearly always the loop ends on the second round, where the full query would be compiled for
-            # nothing.
-            next_id = _waiting_inbound(row["contact_id"]).exclude(pk__in=seen).values_list("pk", flat=True).first()
-            if next_id is None:
+            # The next row is read whole, with its contact as it is now (the previous message may have changed
+            # it: STOP, a flow step). Two are asked for: nearly always only this task's own row is there, and the
+            # missing second says that nothing else waits without another query. A row that arrives later has
+            # its own task, which takes the contact's lock after this one.
+            batch = list((waiting.exclude(pk__in=seen) if seen else waiting)[:2])
+            if not batch:
                 return
-            seen.add(next_id)
-            message = (
-                Message.objects.select_related("contact")
-                .defer("raw_payload")  # the provider's payload is kept for audit; deciding never reads it
-                .get(pk=next_id)
-            )
-            if _process_one(message):
+            message = batch[0]
+            seen.add(message.pk)
+            if _process_one(message) or len(batch) < 2:
                 return

@@ -6,7 +6,8 @@ from ..services import intent_index_invalidate
 
 
 class InvalidatesIndexMixin:
-    """Writes through this admin change what matching sees: rebuild the keyword index after them."""
+    """Writes through this admin change what matching sees: rebuild the keyword index after them (templates and
+    data sources are read once per index version too)."""
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -18,6 +18,7 @@ from ..datasources import CONTEXT_PARAMETERS, query_problems
 from ..models import DataSource, DataSourceKind, DemoDonationMethod, DemoEvent, DemoMinistry
 from ..resolvers import resolver_get, resolver_names
 from ..services import datasource_test, demo_search_text_refresh
+from .base import InvalidatesIndexMixin
 
 
 class DataSourceForm(forms.ModelForm):
@@ -42,7 +43,7 @@ class DataSourceForm(forms.ModelForm):
 
 
 @admin.register(DataSource)
-class DataSourceAdmin(admin.ModelAdmin):
+class DataSourceAdmin(InvalidatesIndexMixin, admin.ModelAdmin):
     form = DataSourceForm
     list_display = ("name", "kind", "active", "timeout_ms", "template_count", "test_link")
     list_filter = ("kind", "active")
