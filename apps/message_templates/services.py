@@ -110,6 +110,7 @@ class _IndexHolder:
     def template(self, pk: int) -> WhatsAppTemplate | None:
         """Template `pk` with its data source: read once per index version, a fresh instance every call."""
         self.get()
+        version = self.version
         entry = self.templates.get(pk)
         if entry is None:
             template = WhatsAppTemplate.objects.select_related("data_source").filter(pk=pk).first()
@@ -118,7 +119,9 @@ class _IndexHolder:
             source = template.data_source
             entry = (_field_values(template), _field_values(source) if source is not None else None)
             with self.lock:
-                self.templates[pk] = entry
+                # Another thread may have rebuilt for a newer version meanwhile: this read must not outlive it.
+                if self.version == version:
+                    self.templates[pk] = entry
         return _template_from(entry)
 
 

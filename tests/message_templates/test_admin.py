@@ -62,29 +62,36 @@ def test_intents_list_shows_keyword_counts_and_the_change_page_the_inline_keywor
     assert 'value="reunión"' in change
 
 
-def test_saving_an_intent_with_a_new_keyword_in_admin_makes_it_match_at_once(admin_client, demo):
+def test_saving_an_intent_with_a_new_keyword_in_admin_makes_it_match_once_committed(
+    admin_client, demo, django_capture_on_commit_callbacks
+):
     intent_index_invalidate()
     assert intent_match(text="¿a qué hora es el bautizo?") is None
     template = WhatsAppTemplate.objects.get(name="vea_event_info")
-    response = admin_client.post(
-        reverse("admin:message_templates_intent_add"),
-        {
-            "name": "bautizos",
-            "description": "",
-            "priority": "40",
-            "template": str(template.pk),
-            "entity_pattern": "",
-            "active": "on",
-            "keywords-TOTAL_FORMS": "1",
-            "keywords-INITIAL_FORMS": "0",
-            "keywords-MIN_NUM_FORMS": "0",
-            "keywords-MAX_NUM_FORMS": "1000",
-            "keywords-0-phrase": "bautizo",
-            "keywords-0-language": "es",
-            "keywords-0-weight": "1.0",
-        },
-    )
+    with django_capture_on_commit_callbacks() as on_commit:
+        response = admin_client.post(
+            reverse("admin:message_templates_intent_add"),
+            {
+                "name": "bautizos",
+                "description": "",
+                "priority": "40",
+                "template": str(template.pk),
+                "entity_pattern": "",
+                "active": "on",
+                "keywords-TOTAL_FORMS": "1",
+                "keywords-INITIAL_FORMS": "0",
+                "keywords-MIN_NUM_FORMS": "0",
+                "keywords-MAX_NUM_FORMS": "1000",
+                "keywords-0-phrase": "bautizo",
+                "keywords-0-language": "es",
+                "keywords-0-weight": "1.0",
+            },
+        )
     assert response.status_code == 302, response.content.decode()[:2000]
+    # Not before the commit: a worker rebuilding then would read the old rows and keep them.
+    assert intent_match(text="¿a qué hora es el bautizo?") is None
+    for callback in on_commit:
+        callback()
     match = intent_match(text="¿a qué hora es el bautizo?")
     assert (match.intent.name, match.keyword) == ("bautizos", "bautizo")
 
@@ -253,8 +260,8 @@ def test_test_send_refuses_invalid_sample_values_with_the_reasons(admin_client):
     assert 'id="test-send-errors"' in html
 
 
-def test_an_intents_template_is_read_once_per_index_version_and_a_data_source_edit_in_admin_is_seen_at_once(
-    admin_client, demo, django_assert_num_queries
+def test_an_intents_template_is_read_once_per_index_version_and_a_data_source_edit_in_admin_is_seen_once_committed(
+    admin_client, demo, django_assert_num_queries, django_capture_on_commit_callbacks
 ):
     from apps.message_templates.services import intent_template
 
@@ -268,18 +275,19 @@ def test_an_intents_template_is_read_once_per_index_version_and_a_data_source_ed
     assert intent_template(intent=intent).parameter_mapping == first.parameter_mapping
 
     source = first.data_source
-    response = admin_client.post(
-        reverse("admin:message_templates_datasource_change", args=[source.pk]),
-        {
-            "name": source.name,
-            "description": source.description,
-            "kind": source.kind,
-            "query": source.query,
-            "resolver": source.resolver,
-            "timeout_ms": str(source.timeout_ms + 500),
-            "active": "on",
-            "sample_context": json.dumps(source.sample_context),
-        },
-    )
-    assert response.status_code == 302, response.content.decode()[:2000]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:message_templates_datasource_change", args=[source.pk]),
+            {
+                "name": source.name,
+                "description": source.description,
+                "kind": source.kind,
+                "query": source.query,
+                "resolver": source.resolver,
+                "timeout_ms": str(source.timeout_ms + 500),
+                "active": "on",
+                "sample_context": json.dumps(source.sample_context),
+            },
+        )
+        assert response.status_code == 302, response.content.decode()[:2000]
     assert intent_template(intent=intent).data_source.timeout_ms == source.timeout_ms + 500
