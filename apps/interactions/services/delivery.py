@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,6 +22,9 @@ from apps.core.transactions import statement_guard
 
 from ..models import Direction, Message, MessageStatus, StatusUpdate
 from .ingest import status_apply, status_record, status_updates_replay
+
+if TYPE_CHECKING:
+    from apps.message_templates.models import WhatsAppTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ class KnownOutbound:
     template_named_parameters: bool = False
 
     @classmethod
-    def of(cls, message: Message, template=None) -> KnownOutbound:
+    def of(cls, message: Message, template: WhatsAppTemplate | None = None) -> KnownOutbound:
         if template is None:
             return cls(message)
         return cls(message, template.twilio_content_sid, template.named_parameters)

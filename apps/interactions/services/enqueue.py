@@ -14,8 +14,15 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from django.db import transaction
+
+if TYPE_CHECKING:
+    from apps.message_templates.models import WhatsAppTemplate
+
+    from ..models import Message
+    from .delivery import KnownOutbound
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +55,7 @@ def _send(actor_name: str, message_id: int, *, delay_ms: int | None = None) -> b
         return False
 
 
-def _deliver_inline(message_id: int, known=None) -> None:
+def _deliver_inline(message_id: int, known: KnownOutbound | None = None) -> None:
     from .delivery import DeliveryRetryLater, outbound_deliver
 
     try:
@@ -68,7 +75,7 @@ def enqueue_on_commit(actor_name: str, message_id: int) -> None:
     transaction.on_commit(lambda: _send(actor_name, message_id))
 
 
-def delivery_on_commit(message, *, template=None) -> None:
+def delivery_on_commit(message: Message, *, template: WhatsAppTemplate | None = None) -> None:
     """Deliver the new outbound row `message` once the transaction commits.
 
     Inline (within deliveries_inline()), the row and its template are handed to delivery as they are in hand,
