@@ -21,6 +21,8 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from apps.core.ratelimit import window_count
+
 DEFAULT_SENDER_LIMITS_PER_SECOND = {"acs": 80, "twilio": 80, "meta": 80, "sandbox": 1000}
 DEFAULT_RECIPIENT_MAX_PER_MINUTE = 10
 UNPACED_RECIPIENT_CHANNELS = frozenset({"sandbox"})
@@ -40,14 +42,7 @@ def _slot_take(*, key: str, limit: int, window_seconds: int) -> float:
     now = time.time()
     window = int(now // window_seconds)
     cache_key = f"throttle:{key}:{window}"
-    if cache.add(cache_key, 1, timeout=window_seconds + 1):
-        count = 1
-    else:
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:  # the key expired between add and incr
-            cache.add(cache_key, 1, timeout=window_seconds + 1)
-            count = 1
+    count = window_count(key=cache_key, timeout=window_seconds + 1)
     if count <= limit:
         return 0.0
     with contextlib.suppress(ValueError):
