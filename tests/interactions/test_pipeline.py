@@ -165,3 +165,31 @@ def test_a_running_worker_writes_its_heartbeat(worker):
         time.sleep(0.05)
 
     assert cache.get(HEARTBEAT_KEY)
+
+
+def test_messages_waiting_together_are_decided_in_order_each_with_the_contact_as_the_previous_one_left_it(
+    acs_emulator, demo_templates
+):
+    """One task takes every waiting row of the contact in turn: after a STOP, the next row must see the opt-out
+    (it is read afresh, never from the batch that told the loop more rows were waiting)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.interactions.services import inbound_process
+    from apps.interactions.services.enqueue import deliveries_inline
+
+    from .factories import ContactFactory, InboundMessageFactory
+
+    contact = ContactFactory(channel="acs")
+    start = timezone.now()
+    stop, question, later = (
+        InboundMessageFactory(contact=contact, text=text, received_at=start + timedelta(seconds=i))
+        for i, text in enumerate(["STOP", "¿Cuándo es la conferencia?", "evento"])
+    )
+    with deliveries_inline():
+        inbound_process(message_id=question.pk)  # a later row's task: it decides the oldest first
+
+    assert routes() == ["opted_out", "opted_out", "opted_out"]
+    assert [d.body["kind"] for d in acs_emulator.deliveries] == ["text"]  # the STOP confirmation, nothing else
+    assert all(m.status == "processed" for m in Message.objects.filter(pk__in=[stop.pk, question.pk, later.pk]))
