@@ -178,7 +178,8 @@ def _index_build() -> tuple[KeywordIndex, dict[int, tuple[list[str], tuple[Any, 
 
 
 def intent_index_invalidate() -> None:
-    """Call after writing intents, keywords or templates: every process rebuilds its keyword index."""
+    """Call after writing intents, keywords, templates or data sources (after the commit): every process rebuilds
+    its keyword index and reads templates afresh."""
     _holder.reset()
     # When the cache is down this process is still reset; the others rebuild when it is back.
     with contextlib.suppress(Exception):

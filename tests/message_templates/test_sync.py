@@ -178,3 +178,20 @@ def test_unknown_acs_status_falls_back_to_metas_status():
     content = {"status": "DISABLED", "components": "garbage", "category": 5}
     definition = template_definition_parse(status="weird", content=content)
     assert (definition.status, definition.category, definition.body_text) == ("disabled", None, "")
+
+
+def test_a_status_the_sync_changes_reaches_the_cached_intent_template_once_committed(
+    acs_emulator, django_capture_on_commit_callbacks
+):
+    from apps.message_templates.models import Intent
+    from apps.message_templates.services import intent_template
+
+    template = WhatsAppTemplate.objects.create(name="vea_event_info", language="es", last_synced_at=None)
+    intent = Intent.objects.create(name="eventos", template=template)
+    assert intent_template(intent=intent).status == TemplateStatus.APPROVED  # read, and kept for the version
+
+    acs_emulator.set_templates([template_item("vea_event_info", body=EVENT_BODY, status="paused")])
+    with django_capture_on_commit_callbacks(execute=True):
+        templates_sync()
+
+    assert intent_template(intent=intent).status == "paused"

@@ -20,7 +20,7 @@ from apps.core.exceptions import ApplicationError
 
 from ..exceptions import TemplateValidationError
 from ..models import WhatsAppTemplate
-from ..services import intent_index_invalidate, template_preview
+from ..services import template_preview
 from .base import InvalidatesIndexMixin
 
 # --- Templates ------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class WhatsAppTemplateAdmin(InvalidatesIndexMixin, admin.ModelAdmin):
         except Exception as exc:
             self.message_user(request, f"Sync from ACS failed: {exc}", messages.ERROR)
             return
-        intent_index_invalidate()
+        # templates_sync invalidated the keyword index when its transaction committed.
         summary = result.summary() if hasattr(result, "summary") else str(result)
         self.message_user(request, f"Synced from ACS: {summary}", messages.SUCCESS)
 
