@@ -7,6 +7,7 @@ the stub Dramatiq broker with an in-process worker and the sandbox channel. Prod
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -147,6 +148,12 @@ else:
         "OPTIONS": {},
         "MIDDLEWARE": DRAMATIQ_MIDDLEWARE,
     }
+# How long an idle worker may sleep before it looks at a queue again. Dramatiq's Redis consumer backs off
+# exponentially on an empty queue, up to this (its default is 1 s): after a quiet spell the next message waited
+# up to a second before a worker saw it. Read from the environment by dramatiq.worker at import, before Django
+# is set up, so it is exported here for the `dramatiq` process that `manage.py rundramatiq` starts.
+DRAMATIQ_WORKER_TIMEOUT_MS = env.int("DRAMATIQ_WORKER_TIMEOUT_MS", default=100)
+os.environ.setdefault("dramatiq_worker_timeout", str(DRAMATIQ_WORKER_TIMEOUT_MS))
 # Starts a Dramatiq worker inside the web process (make run with the stub broker).
 RELAY_INPROCESS_WORKER = env.bool("RELAY_INPROCESS_WORKER", default=False)
 

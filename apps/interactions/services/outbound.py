@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.channels.base import MessageKind
@@ -20,6 +20,7 @@ from apps.core.exceptions import ApplicationError
 from ..exceptions import IdempotencyKeyReused, OptedOutError, WindowClosedError
 from ..models import Contact, Direction, Message, MessageStatus
 from .enqueue import delivery_on_commit
+from .outbound_sql import message_insert_unless_key_taken
 
 if TYPE_CHECKING:
     from apps.message_templates.models import WhatsAppTemplate
@@ -99,33 +100,49 @@ def _insert(
     template: WhatsAppTemplate | None = None,
     **fields,
 ) -> Message:
+    """Insert the queued row and hand it to delivery on commit; a row already holding `key` is returned instead.
+
+    Runs in the caller's transaction or, without one, as a statement of its own: the row is the only write.
+    """
     channel = channel or contact.channel or settings.DEFAULT_CHANNEL
+    now = timezone.now()
+    message = Message(
+        contact=contact,
+        direction=Direction.OUTBOUND,
+        channel=channel,
+        status=MessageStatus.QUEUED,
+        idempotency_key=key,
+        in_reply_to=in_reply_to,
+        received_at=now,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    if connection.vendor == "postgresql":
+        if message_insert_unless_key_taken(message):
+            delivery_on_commit(message, template=template)
+            return message
+        return _key_holder(key, contact)
     try:
         with transaction.atomic():
-            message = Message.objects.create(
-                contact=contact,
-                direction=Direction.OUTBOUND,
-                channel=channel,
-                status=MessageStatus.QUEUED,
-                idempotency_key=key,
-                in_reply_to=in_reply_to,
-                received_at=timezone.now(),
-                **fields,
-            )
+            message.save(force_insert=True)
     except IntegrityError:
-        # A concurrent create with the same key won: return its row, never a second message.
-        existing = _existing(key, contact)
-        if existing is None:
-            raise
-        return existing
+        return _key_holder(key, contact)
     delivery_on_commit(message, template=template)
     return message
+
+
+def _key_holder(key: str, contact: Contact) -> Message:
+    # A concurrent create with the same key won: return its row, never a second message.
+    existing = _existing(key, contact)
+    if existing is None:
+        raise IntegrityError(f"idempotency key {key} is taken but no row holds it")
+    return existing
 
 
 # --- create -----------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def outbound_text_create(
     *,
     contact: Contact,
@@ -149,7 +166,6 @@ def outbound_text_create(
     return _insert(contact=contact, channel=channel, key=key, in_reply_to=in_reply_to, kind="text", text=text)
 
 
-@transaction.atomic
 def outbound_template_create(
     *,
     contact: Contact,
@@ -190,7 +206,6 @@ def outbound_template_create(
     )
 
 
-@transaction.atomic
 def outbound_media_create(
     *,
     contact: Contact,

@@ -218,8 +218,9 @@ def _decide(message: Message, contact: Contact) -> Decision:
     from apps.message_templates.services import DataSourceError, TemplateValidationError
 
     try:
-        with transaction.atomic():
-            found.reply = template_reply(message=message, contact=contact, template=template, entity=found.entity)
+        # No savepoint: nothing here fails after a write. A data source or resolver runs in its own savepoint,
+        # validation raises before the reply's INSERT, and that INSERT cannot fail on its idempotency key.
+        found.reply = template_reply(message=message, contact=contact, template=template, entity=found.entity)
     except (TemplateValidationError, DataSourceError) as exc:
         # Refused before sending, with the reason; the contact still hears that we got the message.
         found.success, found.error = False, validation_reasons(exc)
