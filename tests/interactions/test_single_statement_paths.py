@@ -179,7 +179,75 @@ def test_a_send_is_claimed_and_recorded_in_few_statements(acs_emulator):
     assert message.sent_at is not None and message.first_attempt_at is not None
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
     assert "BEGIN" not in statements and "SAVEPOINT" not in statements
-    assert statements.count("UPDATE") == 2  # the claim, the sent record
+    assert statements.count("UPDATE") == 2  # the claim, the sent record (which also looks for early receipts)
+    # The row's contact and status, the lock, the contact's pending ids, the row itself, the unlock.
+    assert statements.count("SELECT") == 5
+
+
+# --- outbound: the reply insert -------------------------------------------------------------------------------
+
+
+def test_a_reply_is_one_insert_with_the_rows_the_orm_would_write(broker):
+    """outbound_sql against Model.save on the same input: every column alike but the ids and times."""
+    from apps.interactions.services import outbound_template_create
+
+    from .factories import TemplateFactory
+
+    contact = ContactFactory(channel="acs")
+    template = TemplateFactory(parameters=["nombre"], body_text="Hola {{nombre}}.")
+    with CaptureQueriesContext(connection) as queries:
+        raw = outbound_template_create(contact=contact, template=template, values={"nombre": "Ana"})
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert statements == ["SELECT", "INSERT"]  # the key's pre-check, the row: no BEGIN, no SAVEPOINT
+
+    orm = Message(
+        contact=contact,
+        direction="out",
+        channel="acs",
+        status=MessageStatus.QUEUED,
+        idempotency_key=str(uuid.uuid4()),
+        kind="template",
+        text=raw.text,
+        template_name=raw.template_name,
+        template_language=raw.template_language,
+        template_parameters=[["nombre", "Ana"]],
+        received_at=timezone.now(),
+    )
+    orm.save()
+    skip = {"id", "idempotency_key", "received_at", "created_at", "updated_at"}
+    columns = [f.attname for f in Message._meta.concrete_fields if f.attname not in skip]
+    assert (
+        Message.objects.filter(pk=raw.pk).values(*columns).get()
+        == Message.objects.filter(pk=orm.pk).values(*columns).get()
+    )
+    assert raw.template_parameters == [["nombre", "Ana"]] and raw.attempts == 0 and raw.media == {}
+
+
+def test_an_insert_whose_key_is_taken_writes_nothing_and_the_holder_is_returned(broker):
+    """The race the pre-check cannot see: another worker inserted the key in between."""
+    from apps.interactions.services import outbound_text_create
+    from apps.interactions.services.outbound_sql import message_insert_unless_key_taken
+
+    contact = ContactFactory(channel="acs", last_inbound_at=timezone.now())
+    holder = outbound_text_create(contact=contact, text="Uno", idempotency_key=str(uuid.uuid4()))
+    now = timezone.now()
+    twin = Message(
+        contact=contact,
+        direction="out",
+        channel="acs",
+        status=MessageStatus.QUEUED,
+        idempotency_key=holder.idempotency_key,
+        text="Dos",
+        created_at=now,
+        updated_at=now,
+    )
+    assert message_insert_unless_key_taken(twin) is False
+    assert twin.pk is None
+    assert list(Message.objects.values_list("text", flat=True)) == ["Uno"]
+
+    from apps.interactions.services.outbound import _key_holder
+
+    assert _key_holder(holder.idempotency_key, contact) == holder
 
 
 def test_a_receipt_arriving_while_the_send_is_in_flight_is_applied(acs_emulator):

@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.interactions.exceptions import WindowClosedError
 from apps.interactions.models import Contact, Direction, Interaction, Message, MessageStatus, WebhookLog
 from apps.interactions.services import outbound_text_create, sweeper_run
+from apps.message_templates.resolvers import resolver
 from tests.emulators.acs_events import (
     CHANNEL_ID,
     WEBHOOK_SECRET,
@@ -386,6 +387,47 @@ def test_a_template_parameter_violation_is_refused_with_the_reason(client, acs_e
     assert interaction.error == "Missing value for parameter 'pastor'."
     assert interaction.context["validation_errors"] == ["Missing value for parameter 'pastor'."]
     # Nothing invalid leaves; the contact is told their message arrived.
+    assert sent_templates(acs_emulator) == [("vea_request_received", PHONE)]
+
+
+@resolver("test_broken_query")
+def _broken_query(*, context):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nope FROM interactions_no_such_table")
+    return {}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"query": "SELECT 1 AS x FROM WHERE"},
+        {"query": "SELECT pg_sleep(2) AS slept", "timeout_ms": 50},
+        {"kind": "python", "resolver": "test_broken_query", "query": ""},
+    ],
+    ids=["syntax error", "timeout", "resolver database error"],
+)
+def test_a_failing_data_source_gets_the_fallback_in_the_same_transaction(
+    source, client, acs_emulator, demo_templates, drain
+):
+    """The template reply runs in the decision's transaction without a savepoint of its own: whatever fails in
+    the data source is rolled back to the data source's savepoint, and the fallback and the Interaction row
+    still commit."""
+    from apps.message_templates.services import intent_index_invalidate
+
+    from ..message_templates.factories import DataSourceFactory
+
+    demo_templates.event_info.data_source = DataSourceFactory(name="failing", **source)
+    demo_templates.event_info.save()
+    intent_index_invalidate()
+
+    deliver(client, [received_event(text="evento", sender=SENDER)])
+    drain()
+
+    interaction = Interaction.objects.get()
+    assert (interaction.route, interaction.success) == ("template", False)
+    assert interaction.error.startswith("Data source 'failing'")
+    assert interaction.context["fallback"] == "vea_request_received"
+    assert interaction.reply.template_name == "vea_request_received"
     assert sent_templates(acs_emulator) == [("vea_request_received", PHONE)]
 
 
