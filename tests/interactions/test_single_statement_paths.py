@@ -226,7 +226,7 @@ def test_a_reply_is_one_insert_with_the_rows_the_orm_would_write(broker):
 def test_an_insert_whose_key_is_taken_writes_nothing_and_the_holder_is_returned(broker):
     """The race the pre-check cannot see: another worker inserted the key in between."""
     from apps.interactions.services import outbound_text_create
-    from apps.interactions.services.outbound_sql import message_insert_unless_key_taken
+    from apps.interactions.services.hot_sql import message_insert_unless_key_taken
 
     contact = ContactFactory(channel="acs", last_inbound_at=timezone.now())
     holder = outbound_text_create(contact=contact, text="Uno", idempotency_key=str(uuid.uuid4()))

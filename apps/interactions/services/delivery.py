@@ -22,6 +22,8 @@ from apps.core.phone import mask
 from apps.core.transactions import statement_guard
 
 from ..models import Direction, Message, MessageStatus, StatusUpdate
+from .hot_sql import PENDING as _PENDING
+from .hot_sql import message_state, outbound_claim, outbound_pending_ids
 from .ingest import status_apply, status_record, status_updates_replay
 
 if TYPE_CHECKING:
@@ -36,9 +38,6 @@ class DeliveryRetryLater(Exception):
     def __init__(self, message: str, delay_ms: int):
         super().__init__(message)
         self.delay_ms = delay_ms
-
-
-_PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 
 
 @dataclass(frozen=True)
@@ -119,8 +118,8 @@ def _claim(pending: Message) -> tuple[Message | None, bool]:
     now = timezone.now()
     attempts = pending.attempts + 1
     first_attempt_at = pending.first_attempt_at or now
-    claimed = Message.objects.filter(pk=pending.pk, status=pending.status, attempts=pending.attempts).update(
-        status=MessageStatus.SENDING, attempts=attempts, first_attempt_at=first_attempt_at, updated_at=now
+    claimed = outbound_claim(
+        pk=pending.pk, status=pending.status, attempts=pending.attempts, first_attempt_at=first_attempt_at, now=now
     )
     if not claimed:
         return None, False
@@ -349,17 +348,12 @@ def outbound_deliver(*, message_id: int, known: KnownOutbound | None = None) -> 
         contact_id = known.message.contact_id
     else:
         known = None
-        row = Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND).values("contact_id", "status").first()
-        if row is None or row["status"] not in _PENDING:
+        state = message_state(message_id, Direction.OUTBOUND)
+        if state is None or state[1] not in _PENDING:
             return
-        contact_id = row["contact_id"]
+        contact_id = state[0]
     with advisory_lock("outbound", contact_id):
-        pending = list(
-            Message.objects.filter(contact_id=contact_id, direction=Direction.OUTBOUND, status__in=_PENDING)
-            .order_by("created_at", "id")
-            .values_list("pk", flat=True)
-        )
-        for pk in pending:
+        for pk in outbound_pending_ids(contact_id):
             delay_ms = _deliver_one(pk, known if known is not None and pk == known.message.pk else None)
             if delay_ms is not None:
                 raise DeliveryRetryLater(f"outbound {pk} will be retried", delay_ms)

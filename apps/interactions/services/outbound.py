@@ -20,7 +20,7 @@ from apps.core.exceptions import ApplicationError
 from ..exceptions import IdempotencyKeyReused, OptedOutError, WindowClosedError
 from ..models import Contact, Direction, Message, MessageStatus
 from .enqueue import delivery_on_commit
-from .outbound_sql import message_insert_unless_key_taken
+from .hot_sql import key_holder, message_insert_unless_key_taken
 
 if TYPE_CHECKING:
     from apps.message_templates.models import WhatsAppTemplate
@@ -83,7 +83,7 @@ def _not_opted_out(contact: Contact) -> None:
 
 def _existing(key: str, contact: Contact) -> Message | None:
     # Nearly always there is none: a narrow query says so, and the whole row is read only when there is one.
-    found = Message.objects.filter(idempotency_key=key).values_list("pk", "contact_id").first()
+    found = key_holder(key)
     if found is None:
         return None
     if found[1] != contact.pk:

@@ -29,6 +29,7 @@ from ..flows import flows_registered
 from ..models import Contact, Direction, Interaction, Message, MessageStatus, Route
 from .contacts import contact_opt_in, contact_opt_out
 from .enqueue import enqueue_on_commit
+from .hot_sql import ai_answer_waiting, inbound_claim, interaction_insert, message_state
 from .media import inbound_media_download
 from .outbound import outbound_template_create, outbound_text_create, reply_idempotency_key
 from .texts import text_for
@@ -265,7 +266,8 @@ def _interaction_fields(message: Message, decision: Decision, started: float) ->
 def _interaction_create(message: Message, decision: Decision, started: float) -> Interaction:
     """The message's Interaction, inside the transaction that claimed it: nobody else can have written one
     (a conflict aborts that transaction and the error path below records the failure)."""
-    return Interaction.objects.create(message=message, **_interaction_fields(message, decision, started))
+    fields = _interaction_fields(message, decision, started)
+    return interaction_insert(Interaction(message=message, **fields), timezone.now())
 
 
 def _interaction_save(message: Message, decision: Decision, started: float) -> Interaction:
@@ -276,11 +278,7 @@ def _interaction_save(message: Message, decision: Decision, started: float) -> I
 
 
 def _claim(message_id: int) -> bool:
-    return bool(
-        Message.objects.filter(pk=message_id, status=MessageStatus.RECEIVED).update(
-            status=MessageStatus.PROCESSED, processed_at=timezone.now(), updated_at=timezone.now()
-        )
-    )
+    return inbound_claim(message_id, timezone.now())
 
 
 def ai_waiting_interactions():
@@ -293,11 +291,8 @@ def ai_answer_pending(*, contact_id: int) -> bool:
     horizon = settings.AI_REPLY_ORDER_WAIT_SECONDS
     if horizon <= 0:
         return False
-    return (
-        ai_waiting_interactions()
-        .filter(contact_id=contact_id, created_at__gte=timezone.now() - timedelta(seconds=horizon))
-        .exists()
-    )
+    # ai_waiting_interactions() for this contact, as one prepared statement (hot_sql).
+    return ai_answer_waiting(contact_id, timezone.now() - timedelta(seconds=horizon))
 
 
 def _waiting_inbound(contact_id: int):
@@ -372,19 +367,20 @@ def inbound_process(*, message_id: int) -> None:
     oldest (received_at, id) first; a task whose own row is already processed does nothing. An error in one
     message is recorded on its Interaction (success False) and processing goes on with the next.
     """
-    row = Message.objects.filter(pk=message_id, direction=Direction.INBOUND).values("contact_id", "status").first()
-    if row is None:
+    state = message_state(message_id, Direction.INBOUND)
+    if state is None:
         return
-    if row["status"] != MessageStatus.RECEIVED:
+    contact_id, status = state
+    if status != MessageStatus.RECEIVED:
         _replies_resume(message_id)
         return
-    with advisory_lock("contact", row["contact_id"]):
+    with advisory_lock("contact", contact_id):
         # Replies keep arrival order: while an earlier message waits for its AI answer, the later ones wait
         # (status received); the AI actor resumes the contact when it is done, the sweeper past the horizon.
-        if ai_answer_pending(contact_id=row["contact_id"]):
+        if ai_answer_pending(contact_id=contact_id):
             return
         seen: set[int] = set()
-        waiting = _waiting_inbound(row["contact_id"]).select_related("contact").defer("raw_payload")
+        waiting = _waiting_inbound(contact_id).select_related("contact").defer("raw_payload")
         while True:
             # The next row is read whole, with its contact as it is now (the previous message may have changed
             # it: STOP, a flow step). Two are asked for: nearly always only this task's own row is there, and the

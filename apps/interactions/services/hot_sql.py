@@ -1,0 +1,198 @@
+"""The worker's per-message statements on PostgreSQL, written out once instead of compiled by the ORM each time.
+
+Why: every answered message runs each of these. In the P2 profile (py-spy, samples holding the GIL, one worker
+thread) Django building them — filter() resolution, the compiler, the INSERT's field preparation — was about a
+third of the worker's CPU per message, more than the statements' own round trips. Each statement is built once
+per process from the models' metadata (table and column names are never spelled here), and takes its values as
+parameters.
+
+Each function keeps the ORM query it replaces as the path for other databases (SQLite under `make run`), and
+tests/interactions/test_single_statement_paths.py checks that both write the same rows.
+
+The reply INSERT is `INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`: the ORM needs a
+savepoint around its INSERT so that a concurrent create with the same key (IntegrityError) leaves the caller's
+transaction usable; here no row back means the key is taken, and any other constraint still raises.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import CharField, Model, TextField
+
+from ..models import Direction, Interaction, Message, MessageStatus
+
+
+def _postgresql():
+    wrapper = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per attribute
+    return wrapper if wrapper.vendor == "postgresql" else None
+
+
+def _quote(name: str) -> str:
+    return connections[DEFAULT_DB_ALIAS].ops.quote_name(name)
+
+
+@cache
+def _insert_statement(model: type[Model], conflict: str) -> tuple[str, list, list[bool]]:
+    """(SQL, the fields it writes in order, per field: does its value need get_db_prep_save?)."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    prepared = [not isinstance(f, CharField | TextField) for f in fields]
+    sql = (
+        f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) {conflict} RETURNING {_quote(model._meta.pk.column)}"
+    )
+    return sql, fields, prepared
+
+
+def _row_insert(wrapper, instance: Model, conflict: str = "") -> bool:
+    """INSERT the unsaved `instance` as it is (created_at / updated_at set by the caller: no auto_now runs
+    here); False, and nothing written, when `conflict` (an ON CONFLICT … DO NOTHING clause) skipped it."""
+    sql, fields, prepared = _insert_statement(type(instance), conflict)
+    params = []
+    for field, prepare in zip(fields, prepared, strict=True):
+        value = getattr(instance, field.attname)
+        params.append(field.get_db_prep_save(value, connection=wrapper) if prepare else value)
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = wrapper.alias
+    return True
+
+
+# --- the reply and the decision ------------------------------------------------------------------------------
+
+
+def message_insert_unless_key_taken(message: Message) -> bool:
+    """INSERT the unsaved outbound `message` (its idempotency_key set); False, and nothing written, when another
+    row holds the key. PostgreSQL only (the caller's ORM path handles the rest)."""
+    return _row_insert(
+        _postgresql(), message, "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    )
+
+
+def interaction_insert(interaction: Interaction, now: datetime) -> Interaction:
+    """Save the new `interaction` (created_at / updated_at = `now`)."""
+    interaction.created_at = interaction.updated_at = now
+    wrapper = _postgresql()
+    if wrapper is None:
+        interaction.save(force_insert=True)
+    else:
+        _row_insert(wrapper, interaction)
+    return interaction
+
+
+@cache
+def _message_sql(name: str) -> str:
+    table = _quote(Message._meta.db_table)
+    return {
+        "state": f"SELECT contact_id, status FROM {table} WHERE id = %s AND direction = %s",
+        "inbound_claim": (
+            f"UPDATE {table} SET status = %s, processed_at = %s, updated_at = %s WHERE id = %s AND status = %s"
+        ),
+        "key_holder": f"SELECT id, contact_id FROM {table} WHERE idempotency_key = %s ORDER BY id LIMIT 1",
+        "pending": (
+            f"SELECT id FROM {table} WHERE contact_id = %s AND direction = %s AND status IN (%s, %s) "
+            f"ORDER BY created_at, id"
+        ),
+        "outbound_claim": (
+            f"UPDATE {table} SET status = %s, attempts = %s, first_attempt_at = %s, updated_at = %s "
+            f"WHERE id = %s AND status = %s AND attempts = %s"
+        ),
+    }[name]
+
+
+def message_state(message_id: int, direction: str) -> tuple[int, str] | None:
+    """(contact_id, status) of the message, or None when there is none in that direction."""
+    wrapper = _postgresql()
+    if wrapper is None:
+        return Message.objects.filter(pk=message_id, direction=direction).values_list("contact_id", "status").first()
+    with wrapper.cursor() as cursor:
+        cursor.execute(_message_sql("state"), [message_id, direction])
+        return cursor.fetchone()
+
+
+def inbound_claim(message_id: int, now: datetime) -> bool:
+    """received → processed, by exactly one caller."""
+    wrapper = _postgresql()
+    if wrapper is None:
+        return bool(
+            Message.objects.filter(pk=message_id, status=MessageStatus.RECEIVED).update(
+                status=MessageStatus.PROCESSED, processed_at=now, updated_at=now
+            )
+        )
+    with wrapper.cursor() as cursor:
+        cursor.execute(
+            _message_sql("inbound_claim"),
+            [MessageStatus.PROCESSED, now, now, message_id, MessageStatus.RECEIVED],
+        )
+        return cursor.rowcount == 1
+
+
+def key_holder(key: str) -> tuple[int, int] | None:
+    """(id, contact_id) of the message holding idempotency `key`."""
+    wrapper = _postgresql()
+    if wrapper is None:
+        return Message.objects.filter(idempotency_key=key).values_list("pk", "contact_id").first()
+    with wrapper.cursor() as cursor:
+        cursor.execute(_message_sql("key_holder"), [key])
+        return cursor.fetchone()
+
+
+PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
+
+
+def outbound_pending_ids(contact_id: int) -> list[int]:
+    """The contact's outbound rows still to send (queued, or sending when a worker died), oldest first."""
+    wrapper = _postgresql()
+    if wrapper is None:
+        return list(
+            Message.objects.filter(contact_id=contact_id, direction=Direction.OUTBOUND, status__in=PENDING)
+            .order_by("created_at", "id")
+            .values_list("pk", flat=True)
+        )
+    with wrapper.cursor() as cursor:
+        cursor.execute(_message_sql("pending"), [contact_id, Direction.OUTBOUND, *PENDING])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def outbound_claim(*, pk: int, status: str, attempts: int, first_attempt_at: datetime, now: datetime) -> bool:
+    """Take the row for sending while it is still in `status` with `attempts` (the snapshot read before)."""
+    wrapper = _postgresql()
+    if wrapper is None:
+        return bool(
+            Message.objects.filter(pk=pk, status=status, attempts=attempts).update(
+                status=MessageStatus.SENDING, attempts=attempts + 1, first_attempt_at=first_attempt_at, updated_at=now
+            )
+        )
+    with wrapper.cursor() as cursor:
+        cursor.execute(
+            _message_sql("outbound_claim"),
+            [MessageStatus.SENDING, attempts + 1, first_attempt_at, now, pk, status, attempts],
+        )
+        return cursor.rowcount == 1
+
+
+@cache
+def _ai_waiting_sql() -> str:
+    return (
+        f"SELECT 1 FROM {_quote(Interaction._meta.db_table)} WHERE (context -> 'ai_pending') = 'true'::jsonb "
+        f"AND reply_id IS NULL AND contact_id = %s AND created_at >= %s LIMIT 1"
+    )
+
+
+def ai_answer_waiting(contact_id: int, since: datetime) -> bool:
+    """Whether one of the contact's Interactions since `since` was handed to the AI actor and has no reply."""
+    wrapper = _postgresql()
+    if wrapper is None:
+        return Interaction.objects.filter(
+            context__ai_pending=True, reply__isnull=True, contact_id=contact_id, created_at__gte=since
+        ).exists()
+    with wrapper.cursor() as cursor:
+        cursor.execute(_ai_waiting_sql(), [contact_id, since])
+        return cursor.fetchone() is not None
