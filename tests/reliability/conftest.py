@@ -49,6 +49,26 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, interval: flo
         time.sleep(interval)
 
 
+def killed_clients_settled(timeout: float = 10) -> None:
+    """Wait until no other session of the test database is running a statement or holding a transaction.
+
+    A statement a killed worker had already sent still runs to its end, and an autocommit UPDATE commits, after
+    the worker is gone: rows read before that can be one step behind. (The session notices its client is gone
+    when it tries to answer.)
+    """
+
+    def settled() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')"
+            )
+            return cursor.fetchone()[0] == 0
+
+    wait_until(settled, timeout=timeout, interval=0.05, what="the killed worker's statements finished")
+
+
 def database_url() -> str:
     """The pytest-django test database (test_<name of DATABASE_URL>, e.g. test_relay in CI), as a URL."""
     s = connection.settings_dict

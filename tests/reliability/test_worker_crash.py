@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from apps.interactions.models import Direction, Message, MessageStatus
-from tests.reliability.conftest import wait_until
+from tests.reliability.conftest import killed_clients_settled, wait_until
 from tests.reliability.deliveries import delivery, replies
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -43,6 +43,7 @@ def test_acs_messages_are_answered_exactly_once_across_a_worker_killed_mid_batch
     wait_until(lambda: _outbound(MessageStatus.SENDING).exists(), timeout=30, what="a send in flight")
     first.kill()
     first.popen.wait(timeout=10)
+    killed_clients_settled()
     in_flight_at_kill = _outbound(MessageStatus.SENDING).count()
     stack.worker(threads=4)
 
@@ -80,6 +81,7 @@ def test_twilio_and_meta_sends_cut_by_a_worker_kill_are_marked_unknown_and_never
     wait_until(lambda: _outbound(MessageStatus.SENDING).count() >= 2, timeout=60, what="sends in flight")
     first.kill()
     first.popen.wait(timeout=10)
+    killed_clients_settled()
     cut = set(_outbound(MessageStatus.SENDING).values_list("pk", flat=True))
     twilio_emulator.delay = meta_emulator.delay = 0
     stack.worker(threads=4)
