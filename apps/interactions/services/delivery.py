@@ -3,7 +3,6 @@ resend an ambiguous send. One contact at a time, oldest row first."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.channels.base import ChannelError, Media, MessageKind, OutboundMessage, TemplateParameter
@@ -21,9 +20,9 @@ from apps.core.locks import advisory_lock
 from apps.core.phone import mask
 from apps.core.transactions import statement_guard
 
-from ..models import Direction, Message, MessageStatus, StatusUpdate
+from ..models import Direction, Message, MessageStatus
 from .hot_sql import PENDING as _PENDING
-from .hot_sql import message_state, outbound_claim, outbound_pending_ids
+from .hot_sql import message_state, outbound_claim, outbound_pending_ids, outbound_sent_update
 from .ingest import status_apply, status_record, status_updates_replay
 
 if TYPE_CHECKING:
@@ -134,7 +133,7 @@ def _sent_record(message: Message, provider_message_id: str | None) -> None:
     sent = {"status": MessageStatus.SENT, "sent_at": now, "error_code": "", "error_message": "", "updated_at": now}
     try:
         with statement_guard():
-            updated, early = _sent_update(message, provider_message_id, now)
+            updated, early = outbound_sent_update(message, provider_message_id, now)
     except IntegrityError:
         logger.error("provider id %s already recorded on another message", provider_message_id)
         provider_message_id = None
@@ -151,53 +150,6 @@ def _sent_record(message: Message, provider_message_id: str | None) -> None:
             locked.provider_message_id = provider_message_id
         status_apply(message=locked, status=MessageStatus.SENT, occurred_at=now)
         status_updates_replay(message=locked)
-
-
-@functools.cache
-def _sent_statement() -> str:
-    quote = connection.ops.quote_name
-    return (
-        f"UPDATE {quote(Message._meta.db_table)} SET provider_message_id = %s, status = %s, sent_at = %s, "
-        f"error_code = '', error_message = '', updated_at = %s WHERE id = %s AND status = %s "
-        f"RETURNING EXISTS (SELECT 1 FROM {quote(StatusUpdate._meta.db_table)} "
-        f"WHERE channel = %s AND provider_message_id = %s)"
-    )
-
-
-def _sent_update(message: Message, provider_message_id: str | None, now) -> tuple[bool, bool]:
-    """Mark the SENDING row sent with its provider id → (updated, receipts for that id arrived first).
-
-    On PostgreSQL one statement answers both (UPDATE … RETURNING EXISTS …); elsewhere an UPDATE and a query.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _sent_statement(),
-                [
-                    provider_message_id,
-                    MessageStatus.SENT,
-                    now,
-                    now,
-                    message.pk,
-                    MessageStatus.SENDING,
-                    message.channel,
-                    provider_message_id,
-                ],
-            )
-            row = cursor.fetchone()
-        return row is not None, bool(row and row[0])
-    updated = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
-        provider_message_id=provider_message_id,
-        status=MessageStatus.SENT,
-        sent_at=now,
-        error_code="",
-        error_message="",
-        updated_at=now,
-    )
-    early = bool(provider_message_id) and (
-        StatusUpdate.objects.filter(channel=message.channel, provider_message_id=provider_message_id).exists()
-    )
-    return bool(updated), early
 
 
 def _deliver_one(message_id: int, known: KnownOutbound | None = None) -> int | None:

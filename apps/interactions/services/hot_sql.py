@@ -6,8 +6,9 @@ third of the worker's CPU per message, more than the statements' own round trips
 per process from the models' metadata (table and column names are never spelled here), and takes its values as
 parameters.
 
-Each function keeps the ORM query it replaces as the path for other databases (SQLite under `make run`), and
-tests/interactions/test_single_statement_paths.py checks that both write the same rows.
+Each function keeps the ORM query it replaces as the path for other databases (SQLite under `make run`, which
+tests/assistant/test_demo_sqlite.py drives); tests/interactions/test_single_statement_paths.py checks that the
+reply INSERT writes the row Model.save writes, and counts the statements of a send.
 
 The reply INSERT is `INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`: the ORM needs a
 savepoint around its INSERT so that a concurrent create with the same key (IntegrityError) leaves the caller's
@@ -22,7 +23,7 @@ from functools import cache
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import CharField, Model, TextField
 
-from ..models import Direction, Interaction, Message, MessageStatus
+from ..models import Direction, Interaction, Message, MessageStatus, StatusUpdate
 
 
 def _postgresql():
@@ -99,6 +100,12 @@ def _message_sql(name: str) -> str:
         "pending": (
             f"SELECT id FROM {table} WHERE contact_id = %s AND direction = %s AND status IN (%s, %s) "
             f"ORDER BY created_at, id"
+        ),
+        "sent": (
+            f"UPDATE {table} SET provider_message_id = %s, status = %s, sent_at = %s, error_code = '', "
+            f"error_message = '', updated_at = %s WHERE id = %s AND status = %s "
+            f"RETURNING EXISTS (SELECT 1 FROM {_quote(StatusUpdate._meta.db_table)} "
+            f"WHERE channel = %s AND provider_message_id = %s)"
         ),
         "outbound_claim": (
             f"UPDATE {table} SET status = %s, attempts = %s, first_attempt_at = %s, updated_at = %s "
@@ -196,3 +203,41 @@ def ai_answer_waiting(contact_id: int, since: datetime) -> bool:
     with wrapper.cursor() as cursor:
         cursor.execute(_ai_waiting_sql(), [contact_id, since])
         return cursor.fetchone() is not None
+
+
+def outbound_sent_update(message: Message, provider_message_id: str | None, now: datetime) -> tuple[bool, bool]:
+    """Mark the SENDING row sent with its provider id → (updated, receipts for that id arrived first).
+
+    On PostgreSQL one statement answers both (UPDATE … RETURNING EXISTS …). Raises IntegrityError when another
+    row already has the provider id.
+    """
+    wrapper = _postgresql()
+    if wrapper is None:
+        updated = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+            provider_message_id=provider_message_id,
+            status=MessageStatus.SENT,
+            sent_at=now,
+            error_code="",
+            error_message="",
+            updated_at=now,
+        )
+        early = bool(provider_message_id) and (
+            StatusUpdate.objects.filter(channel=message.channel, provider_message_id=provider_message_id).exists()
+        )
+        return bool(updated), early
+    with wrapper.cursor() as cursor:
+        cursor.execute(
+            _message_sql("sent"),
+            [
+                provider_message_id,
+                MessageStatus.SENT,
+                now,
+                now,
+                message.pk,
+                MessageStatus.SENDING,
+                message.channel,
+                provider_message_id,
+            ],
+        )
+        row = cursor.fetchone()
+    return row is not None, bool(row and row[0])
