@@ -35,6 +35,7 @@ test: install
 	@$(BIN)/python scripts/check_services.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy apps config
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.settings.test
 	$(BIN)/pytest --create-db $(PYTEST_ARGS)
 
@@ -72,6 +73,7 @@ check-infra: $(CHECKOV_STAMP)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy apps config
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -103,7 +104,11 @@ def api_send(*, user, client_key: str, data: dict) -> tuple[Message, bool]:
                 user=user, client_key=client_key, message_key=message_key, request_hash=request_hash
             )
             contact = _contact_for(data["phone_number"], data.get("channel") or "")
-            common = {"contact": contact, "channel": data.get("channel") or None, "idempotency_key": str(message_key)}
+            common: dict[str, Any] = {
+                "contact": contact,
+                "channel": data.get("channel") or None,
+                "idempotency_key": str(message_key),
+            }
             if data.get("template_name"):
                 template = template_get(name=data["template_name"], language=data.get("language") or "")
                 values = template_values_from(template, data.get("parameters") or {})
@@ -113,10 +118,10 @@ def api_send(*, user, client_key: str, data: dict) -> tuple[Message, bool]:
             record.message = message
             record.save(update_fields=["message"])
     except IntegrityError:
-        record = ApiIdempotencyRecord.objects.filter(user=user, client_key=client_key).first()
-        if record is None:
+        twin = ApiIdempotencyRecord.objects.filter(user=user, client_key=client_key).first()
+        if twin is None:
             raise
-        return _replay(record, request_hash), False
+        return _replay(twin, request_hash), False
     return message, True
 
 

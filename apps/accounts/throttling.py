@@ -15,7 +15,8 @@ class ApiClientThrottle(SimpleRateThrottle):
     scope = "api_client"
 
     def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return None if rate is None else str(rate)
 
     def get_cache_key(self, request, view) -> str:
         ident = f"user:{request.user.pk}" if request.user and request.user.is_authenticated else self.get_ident(request)

@@ -170,8 +170,7 @@ class KnowledgeDocumentForm(forms.ModelForm):
 
 class KnowledgeChunkInline(admin.TabularInline):
     model = KnowledgeChunk
-    fields = ["index", "text", "search_config", "has_embedding"]
-    readonly_fields = fields
+    fields = readonly_fields = ("index", "text", "search_config", "has_embedding")
     extra = 0
     can_delete = False
     show_change_link = False
@@ -200,7 +199,7 @@ class KnowledgeDocumentAdmin(admin.ModelAdmin):
 
     @admin.display(description="chunks", ordering="chunk_total")
     def chunk_count(self, obj: KnowledgeDocument) -> int:
-        return obj.chunk_total
+        return getattr(obj, "chunk_total", 0)  # annotated by get_queryset
 
     def save_model(self, request, obj, form, change):
         knowledge_document_save(document=obj)

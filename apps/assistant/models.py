@@ -64,7 +64,7 @@ class KnowledgeLanguage(models.TextChoices):
 
 
 # The PostgreSQL text-search configuration for each language.
-SEARCH_CONFIGS = {KnowledgeLanguage.SPANISH: "spanish", KnowledgeLanguage.ENGLISH: "english"}
+SEARCH_CONFIGS: dict[str, str] = {KnowledgeLanguage.SPANISH: "spanish", KnowledgeLanguage.ENGLISH: "english"}
 
 
 def search_config_for(language: str) -> str:

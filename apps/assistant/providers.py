@@ -13,13 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import openai
 from django.conf import settings
 
 from apps.assistant.errors import AIPermanentError, AITransientError
 from apps.assistant.models import AIConfiguration, AIProvider
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +230,7 @@ def provider_chat(
     with provider_errors(config, operation):
         response = client.chat.completions.create(
             model=config.chat_model,
-            messages=messages,
+            messages=cast("list[ChatCompletionMessageParam]", messages),
             max_tokens=max_tokens or config.max_tokens,
             temperature=config.temperature if temperature is None else temperature,
         )

@@ -20,7 +20,7 @@ class ApplicationError(Exception):
     """A business error with a stable code; mapped to HTTP by `api_exception_handler`."""
 
     code = "APPLICATION_ERROR"
-    http_status = status.HTTP_400_BAD_REQUEST
+    http_status: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, message: str, extra: dict[str, Any] | None = None, *, code: str | None = None):
         super().__init__(message)
@@ -81,7 +81,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, drf_exceptions.ValidationError):
         message, details = "Invalid input.", {"fields": response.data}
     elif isinstance(exc, drf_exceptions.Throttled):
-        wait = int(exc.wait or 1)
+        wait = int(getattr(exc, "wait", None) or 1)
         view = context.get("view")
         limit, window = _throttle_rate(view)
         message = f"Rate limit exceeded. Retry in {wait} seconds."

@@ -11,10 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
 import dramatiq
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
 
 logger = logging.getLogger(__name__)
 _configured = False
@@ -54,7 +61,7 @@ class TelemetryMiddleware(dramatiq.Middleware):
     OpenTelemetry's no-op one and this costs next to nothing."""
 
     def __init__(self) -> None:
-        self._active: dict[str, tuple[object, object]] = {}
+        self._active: dict[str, tuple[Span, Token[Context]]] = {}
         self._lock = threading.Lock()
 
     def after_process_boot(self, broker) -> None:

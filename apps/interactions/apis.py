@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -16,7 +17,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.channels.base import MalformedPayload, SignatureError
+from apps.channels.base import InboundEvent, MalformedPayload, SignatureError
 from apps.channels.registry import channel_get
 from apps.core.exceptions import error_body
 from apps.core.phone import InvalidPhoneNumber, mask, phone_normalize
@@ -186,7 +187,7 @@ def _sandbox_post(request: HttpRequest) -> HttpResponse:
         return _too_large()
     try:
         events = channel.parse(request)
-        phone_normalize(events[0].sender_phone)
+        phone_normalize(cast(InboundEvent, events[0]).sender_phone)  # the sandbox parses messages only
     except MalformedPayload as exc:
         return _error(400, "VALIDATION_ERROR", str(exc))
     except InvalidPhoneNumber as exc:

@@ -240,9 +240,10 @@ class KeywordIndex:
                         if len(entry.words) == 1:
                             similarity = first_similarity
                         else:
-                            similarity = self._phrase_similarity(entry.words, variants, i, first_similarity)
-                            if similarity is None:
+                            phrase = self._phrase_similarity(entry.words, variants, i, first_similarity)
+                            if phrase is None:
                                 continue
+                            similarity = phrase
                         confidence = 1.0 if similarity == 1.0 else similarity * FUZZY_FACTOR
                         confidence = max(0.0, min(1.0, confidence * row.weight))
                         key = (-confidence, -row.priority, -len(entry.words), row.intent_name, i, row.phrase)

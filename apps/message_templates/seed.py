@@ -8,6 +8,7 @@ example synced from ACS) keep their provider fields; only what is empty is fille
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -45,7 +46,7 @@ ORDER BY CASE WHEN %(entity_normalized)s <> ''
          position, name
 LIMIT 1"""
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {
         "name": "vea_info_donativos",
         "category": TemplateCategory.UTILITY,
@@ -103,7 +104,7 @@ TEMPLATES = [
     },
 ]
 
-INTENTS = [
+INTENTS: list[dict[str, Any]] = [
     {
         "name": "eventos",
         "description": "Fechas y lugares de eventos, reuniones y conferencias.",

@@ -198,7 +198,7 @@ def intent_match(*, text: str, language: str = "") -> IntentMatch | None:
     if found is None or found.confidence < settings.INTENT_MIN_CONFIDENCE:
         return None
     field_names, values = intents.get(found.intent_id, (None, None))
-    if field_names is None:
+    if field_names is None or values is None:
         return None
     # A fresh instance per match: callers may follow `.template` without sharing cached relations.
     intent = Intent.from_db("default", field_names, values)
@@ -362,7 +362,7 @@ def template_preview(*, template: WhatsAppTemplate) -> Preview:
     errors, text = template_problems(template=template, values=samples)
     resolved: dict[str, str] = {}
     resolve_error = ""
-    if template.data_source_id:
+    if template.data_source is not None:
         context = {str(k): str(v) for k, v in (template.data_source.sample_context or {}).items()}
         try:
             resolved = template_values_resolve(template=template, context=context)

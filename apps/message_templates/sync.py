@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -40,8 +40,8 @@ _META_STATUSES = {
     "LIMIT_EXCEEDED": TemplateStatus.PAUSED,
 }
 _CATEGORIES = {choice.value for choice in TemplateCategory}
-_NAME_MAX = WhatsAppTemplate._meta.get_field("name").max_length
-_LANGUAGE_MAX = WhatsAppTemplate._meta.get_field("language").max_length
+_NAME_MAX: int = WhatsAppTemplate._meta.get_field("name").max_length or 0
+_LANGUAGE_MAX: int = WhatsAppTemplate._meta.get_field("language").max_length or 0
 _HEADER_MAX = WhatsAppTemplate._meta.get_field("header_text").max_length
 _FOOTER_MAX = WhatsAppTemplate._meta.get_field("footer_text").max_length
 SYNCED_FIELDS = [
@@ -91,7 +91,8 @@ class TemplateDefinition:
 def template_definition_parse(*, status: str, content: dict[str, Any]) -> TemplateDefinition:
     """Meta template content → definition. Parameter names are the body's placeholders in order: positional
     ones ("1", "2", …) sorted by number, named ones in order of first appearance (named_parameters=True)."""
-    components = content.get("components") if isinstance(content.get("components"), list) else []
+    raw_components = content.get("components")
+    components: list[Any] = raw_components if isinstance(raw_components, list) else []
     texts: dict[str, str] = {}
     for component in components:
         if isinstance(component, dict) and isinstance(component.get("text"), str):
@@ -130,9 +131,10 @@ def templates_sync(*, channel_id: str = "") -> SyncReport:
 
     Raises apps.channels.base.ChannelError when ACS cannot be reached or refuses; nothing is written then.
     """
+    from apps.channels.acs import AcsChannel
     from apps.channels.registry import channel_get
 
-    listed = channel_get("acs").templates_list(channel_id=channel_id)
+    listed = cast(AcsChannel, channel_get("acs")).templates_list(channel_id=channel_id)
     report = SyncReport(listed=len(listed))
     now = timezone.now()
     seen: set[tuple[str, str]] = set()

@@ -288,7 +288,7 @@ def _model_answer(
     started = time.monotonic()
     completion = provider_chat(config=config, messages=messages, operation=operation)
     latency_ms = int((time.monotonic() - started) * 1000)
-    common = {
+    common: dict[str, Any] = {
         "provider": config.provider,
         "model": completion.model,
         "prompt_tokens": completion.prompt_tokens,
@@ -347,7 +347,7 @@ def _answer_image(
         "The user sent an image. Describe or answer about what the image shows; for facts about the "
         "organisation itself use only the knowledge passages."
     )
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": _grounded_system_prompt(config=config, chunks=chunks, lang=lang, extra=extra)},
         *history,
         {

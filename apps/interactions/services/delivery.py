@@ -137,7 +137,7 @@ def _sent_record(message: Message, provider_message_id: str | None) -> None:
     except IntegrityError:
         logger.error("provider id %s already recorded on another message", provider_message_id)
         provider_message_id = None
-        updated = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**sent)
+        updated = bool(Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**sent))
         early = False
     if updated and not early:
         return  # the common case: one statement on PostgreSQL
@@ -154,6 +154,7 @@ def _sent_record(message: Message, provider_message_id: str | None) -> None:
 
 def _deliver_one(message_id: int, known: KnownOutbound | None = None) -> int | None:
     """Send one claimed row. Returns a retry delay in ms when it must be retried later, else None."""
+    pending: Message | None
     if known is not None:
         pending = known.message
     else:

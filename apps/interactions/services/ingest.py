@@ -27,7 +27,7 @@ from .ingest_sql import inbound_store_one_statement
 logger = logging.getLogger(__name__)
 
 # Outbound statuses move only up this ladder; FAILED is terminal and reachable from any non-terminal status.
-STATUS_RANK = {
+STATUS_RANK: dict[str, int] = {
     MessageStatus.QUEUED: 0,
     MessageStatus.SENDING: 1,
     MessageStatus.UNKNOWN: 2,

@@ -174,7 +174,11 @@ def _decide(message: Message, contact: Contact) -> Decision:
         window_seconds=settings.RATE_LIMIT_WINDOW_SECONDS,
     )
     if not decision.allowed:
-        context = {"count": decision.count, "limit": decision.limit, "retry_after": decision.retry_after}
+        context: dict[str, Any] = {
+            "count": decision.count,
+            "limit": decision.limit,
+            "retry_after": decision.retry_after,
+        }
         # One notice per window (the first message over the limit), then silence.
         reply = None
         if decision.count == decision.limit + 1:

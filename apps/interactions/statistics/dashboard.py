@@ -106,7 +106,7 @@ def _duration(seconds: int | None) -> str:
     """`93784` → "1 d 2 h", `125` → "2 min 5 s": the two largest units."""
     if seconds is None:
         return "–"
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if seconds >= size or (unit == "s" and not parts):
             parts.append(f"{seconds // size} {unit}")

@@ -37,7 +37,7 @@ def sketch_from(values: Iterable[int | str]) -> bytearray:
     return sketch
 
 
-def sketch_merge(sketches: Iterable[bytes]) -> bytearray:
+def sketch_merge(sketches: Iterable[bytes | bytearray | memoryview]) -> bytearray:
     """Register-wise maximum of the sketches (an empty sketch when there are none)."""
     items = [bytes(s) for s in sketches if s]
     if not items:
@@ -47,7 +47,7 @@ def sketch_merge(sketches: Iterable[bytes]) -> bytearray:
     return bytearray(map(max, *items))
 
 
-def sketch_estimate(sketch: bytes) -> int:
+def sketch_estimate(sketch: bytes | bytearray) -> int:
     """The estimated number of distinct values added (small-range corrected)."""
     zeros = sketch.count(0)
     if zeros == REGISTERS:

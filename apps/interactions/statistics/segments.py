@@ -193,7 +193,11 @@ def _compiled(what: str, kind: str, group_by: str, tz_key: str, filters: tuple[s
     shape = StatisticsQuery(start=_SENTINEL_LO, end=_SENTINEL_HI, tz=ZoneInfo(tz_key), group_by=group_by, **sentinels)
     sql, params = _segment_queryset(what, kind, shape, _SENTINEL_LO, _SENTINEL_HI).query.sql_with_params()
     adapt = connections[alias].ops.adapt_datetimefield_value
-    slots = {adapt(_SENTINEL_LO): "lo", adapt(_SENTINEL_HI): "hi", **{v: k for k, v in sentinels.items()}}
+    slots: dict[object, str] = {
+        adapt(_SENTINEL_LO): "lo",
+        adapt(_SENTINEL_HI): "hi",
+        **{v: k for k, v in sentinels.items()},
+    }
     template = [slots.get(p) if isinstance(p, str | datetime) else None for p in params]
     return sql, tuple(params), tuple(template)
 

@@ -28,7 +28,7 @@ class DataSourceForm(forms.ModelForm):
         widgets = {"query": forms.Textarea(attrs={"rows": 10, "cols": 100, "style": "font-family:monospace"})}
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         kind = data.get("kind")
         if kind == DataSourceKind.SQL:
             problems = query_problems(data.get("query") or "")

@@ -9,6 +9,7 @@ Redis the running `rundramatiq` worker answers.
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import dramatiq
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from dramatiq.brokers.stub import StubBroker
 
 from apps.channels.registry import channel_get
+from apps.channels.sandbox import SandboxChannel
 from apps.core.phone import InvalidPhoneNumber, phone_normalize
 from apps.interactions.apis import message_as_json
 from apps.interactions.models import Direction, Message, MessageStatus
@@ -65,7 +67,7 @@ class Command(BaseCommand):
             yield text
 
     def _exchange(self, *, phone: str, name: str, text: str, timeout: float) -> None:
-        event = channel_get("sandbox").inbound_event(phone=phone, text=text, name=name)
+        event = cast(SandboxChannel, channel_get("sandbox")).inbound_event(phone=phone, text=text, name=name)
         inbound = events_ingest(channel="sandbox", events=[event]).messages[0]
         deadline = time.monotonic() + timeout
         shown: set[int] = set()
