@@ -25,6 +25,9 @@ from django.db.models import CharField, Model, TextField
 
 from ..models import Direction, Interaction, Message, MessageStatus, StatusUpdate
 
+# Outbound rows still to send: queued, or sending when a worker died mid-send.
+PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
+
 
 def _postgresql():
     wrapper = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per attribute
@@ -98,7 +101,8 @@ def _message_sql(name: str) -> str:
         ),
         "key_holder": f"SELECT id, contact_id FROM {table} WHERE idempotency_key = %s ORDER BY id LIMIT 1",
         "pending": (
-            f"SELECT id FROM {table} WHERE contact_id = %s AND direction = %s AND status IN (%s, %s) "
+            f"SELECT id FROM {table} WHERE contact_id = %s AND direction = %s "
+            f"AND status IN ({', '.join(['%s'] * len(PENDING))}) "
             f"ORDER BY created_at, id"
         ),
         "sent": (
@@ -149,9 +153,6 @@ def key_holder(key: str) -> tuple[int, int] | None:
     with wrapper.cursor() as cursor:
         cursor.execute(_message_sql("key_holder"), [key])
         return cursor.fetchone()
-
-
-PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 
 
 def outbound_pending_ids(contact_id: int) -> list[int]:
