@@ -245,9 +245,10 @@ def test_an_insert_whose_key_is_taken_writes_nothing_and_the_holder_is_returned(
     assert twin.pk is None
     assert list(Message.objects.values_list("text", flat=True)) == ["Uno"]
 
-    from apps.interactions.services.outbound import _key_holder
-
-    assert _key_holder(holder.idempotency_key, contact) == holder
+    # The same key through the service returns the holder, never a second row.
+    again = outbound_text_create(contact=contact, text="Dos", idempotency_key=holder.idempotency_key)
+    assert again == holder
+    assert Message.objects.count() == 1
 
 
 def test_a_receipt_arriving_while_the_send_is_in_flight_is_applied(acs_emulator):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import CharField, Model, TextField
 
 from ..models import Direction, Interaction, Message, MessageStatus, StatusUpdate
@@ -74,10 +74,16 @@ def _row_insert(wrapper, instance: Model, conflict: str = "") -> bool:
 
 def message_insert_unless_key_taken(message: Message) -> bool:
     """INSERT the unsaved outbound `message` (its idempotency_key set); False, and nothing written, when another
-    row holds the key. PostgreSQL only (the caller's ORM path handles the rest)."""
-    return _row_insert(
-        _postgresql(), message, "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-    )
+    row holds the key. Runs in the caller's transaction, or as a statement of its own outside one."""
+    wrapper = _postgresql()
+    if wrapper is None:
+        try:
+            with transaction.atomic():
+                message.save(force_insert=True)
+        except IntegrityError:
+            return False  # the caller looks for the key's holder; with none it re-raises
+        return True
+    return _row_insert(wrapper, message, "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")
 
 
 def interaction_insert(interaction: Interaction, now: datetime) -> Interaction:

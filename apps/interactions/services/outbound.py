@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from apps.channels.base import MessageKind
@@ -118,26 +118,14 @@ def _insert(
         updated_at=now,
         **fields,
     )
-    if connection.vendor == "postgresql":
-        if message_insert_unless_key_taken(message):
-            delivery_on_commit(message, template=template)
-            return message
-        return _key_holder(key, contact)
-    try:
-        with transaction.atomic():
-            message.save(force_insert=True)
-    except IntegrityError:
-        return _key_holder(key, contact)
+    if not message_insert_unless_key_taken(message):
+        # A concurrent create with the same key won: return its row, never a second message.
+        existing = _existing(key, contact)
+        if existing is None:
+            raise IntegrityError(f"idempotency key {key} is taken but no row holds it")
+        return existing
     delivery_on_commit(message, template=template)
     return message
-
-
-def _key_holder(key: str, contact: Contact) -> Message:
-    # A concurrent create with the same key won: return its row, never a second message.
-    existing = _existing(key, contact)
-    if existing is None:
-        raise IntegrityError(f"idempotency key {key} is taken but no row holds it")
-    return existing
 
 
 # --- create -----------------------------------------------------------------------------------------------
