@@ -3,6 +3,11 @@
 (a) `bench/bare/`: a Django view that reads the body and answers JSON — the cost of Django + gunicorn alone.
 (b) `bench/ingest/`: the least a durable webhook can do — one INSERT (committed) and one Redis LPUSH — with
     no signature check, no parsing into events, no contact upsert. Relay's webhooks are measured against it.
+(c) `bench/storage/`: what Relay stores for one message, and nothing of the HTTP edge — the InboundEvent built
+    from the body by hand (no signature, no validation, no phone-number parsing), then Relay's own events_ingest:
+    contact upsert, message row, WebhookLog row, Dramatiq enqueue. Not a target: it splits the gap between a
+    webhook and (b) into what the promised rows and queue cost (b → c) and what verifying and parsing cost (c →
+    webhook).
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.urls import include, path
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from apps.channels.base import InboundEvent
+from apps.interactions.services import events_ingest
 from bench.baseline_table import QUEUE, TABLE
 
 
@@ -48,8 +56,30 @@ def durable_ingest(request):
     return JsonResponse({"status": "accepted"})
 
 
+@csrf_exempt
+@require_POST
+def relay_storage(request):
+    body = request.body.decode()
+    item = json.loads(body)[0]
+    data = item["data"]
+    event = InboundEvent(
+        channel="acs",
+        provider_message_id=data["messageId"],
+        sender_phone="+" + data["from"],
+        sender_bsuid="",
+        received_at=timezone.now(),
+        text=data["content"],
+        recipient=data["to"],
+        raw=item,
+    )
+    log = {"method": "POST", "path": request.path, "headers": dict(request.headers), "body": body, "status_code": 200}
+    events_ingest(channel="acs", events=[event], log=log)
+    return JsonResponse({"status": "accepted"})
+
+
 urlpatterns = [
     path("bench/bare/", bare),
     path("bench/ingest/", durable_ingest),
+    path("bench/storage/", relay_storage),
     path("", include("config.urls")),
 ]

@@ -303,7 +303,9 @@ def cpu_snapshot() -> dict:
             continue
         for group, needle in CPU_GROUPS.items():
             if needle in command:
-                processes[int(entry.name)] = (group, (int(fields[11]) + int(fields[12])) / ticks)  # utime + stime
+                # utime + stime, plus cutime + cstime: the CPU of children it has reaped, so a PostgreSQL backend
+                # that exits between two snapshots still counts (in the postmaster's figure).
+                processes[int(entry.name)] = (group, sum(int(x) for x in fields[11:15]) / ticks)
                 break
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]
@@ -314,7 +316,7 @@ def cpu_report(before: dict, after: dict, *, messages: int) -> dict:
     """CPU used between two snapshots: per group (ms per message) and the machine's busy share."""
     total = after["total"] - before["total"]
     # Per process: one that started in between counts from zero; one that exited in between (a short-lived
-    # PostgreSQL backend, say) is not counted, rather than subtracted.
+    # PostgreSQL backend, say) is counted by the parent that reaped it (cpu_snapshot adds reaped children).
     used = dict.fromkeys(CPU_GROUPS, 0.0)
     for pid, (group, seconds) in after["processes"].items():
         earlier = before["processes"].get(pid)

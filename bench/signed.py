@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 from bench.loadgen import HttpRequest
 from tests.emulators import acs_events, meta_events, twilio_requests
 
-TARGETS = ("bare", "durable", "acs", "twilio", "meta")
-BASELINE_PATHS = {"bare": "/bench/bare/", "durable": "/bench/ingest/"}
+TARGETS = ("bare", "durable", "storage", "acs", "twilio", "meta")
+BASELINE_PATHS = {"bare": "/bench/bare/", "durable": "/bench/ingest/", "storage": "/bench/storage/"}
 
 
 def sender_phone(index: int, senders: int) -> str:
