@@ -315,12 +315,16 @@ def cpu_snapshot() -> dict:
 def cpu_report(before: dict, after: dict, *, messages: int) -> dict:
     """CPU used between two snapshots: per group (ms per message) and the machine's busy share."""
     total = after["total"] - before["total"]
-    # Per process: one that started in between counts from zero; one that exited in between (a short-lived
-    # PostgreSQL backend, say) is counted by the parent that reaped it (cpu_snapshot adds reaped children).
+    # Per process: one that started in between counts from zero. One that exited in between (a PostgreSQL
+    # backend past CONN_MAX_AGE, say) reaches its parent's reaped-children figure with its whole lifetime, so
+    # what it had used by `before` is taken off its group again (each group holds the parent that reaps it).
     used = dict.fromkeys(CPU_GROUPS, 0.0)
     for pid, (group, seconds) in after["processes"].items():
         earlier = before["processes"].get(pid)
         used[group] += seconds - (earlier[1] if earlier and earlier[0] == group else 0.0)
+    for pid, (group, seconds) in before["processes"].items():
+        if pid not in after["processes"]:
+            used[group] -= seconds
     return {
         "ms_per_message": {group: round(used[group] * 1000 / max(messages, 1), 2) for group in CPU_GROUPS},
         "machine_busy_percent": round(100 * (after["busy"] - before["busy"]) / total, 1) if total else None,
