@@ -17,7 +17,7 @@ from apps.channels.base import DeliveryStatus, InboundEvent, StatusEvent
 from apps.interactions.models import Contact, Message, MessageStatus, WebhookLog
 from apps.interactions.services import events_ingest, outbound_deliver, status_record
 
-from .factories import ContactFactory, OutboundMessageFactory
+from .factories import ContactFactory, InboundMessageFactory, OutboundMessageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -301,3 +301,62 @@ def test_a_claim_from_a_stale_snapshot_takes_nothing(acs_emulator):
 
     assert _claim(message) == (None, False)
     assert len(acs_emulator.deliveries) == 1
+
+
+def test_the_waiting_rows_are_the_ones_the_orm_query_returns():
+    from apps.interactions.services.hot_sql import inbound_waiting
+
+    contact = ContactFactory(profile_name="Wanjiru", language="sw")
+    other = ContactFactory()
+    now = timezone.now()
+    # Arrival order is received_at, then id: the third row arrived first.
+    rows = [
+        InboundMessageFactory(
+            contact=contact, received_at=now, media={"mime_type": "image/jpeg"}, raw_payload={"a": 1}
+        ),
+        InboundMessageFactory(contact=contact, received_at=now + timedelta(seconds=1)),
+        InboundMessageFactory(contact=contact, received_at=now - timedelta(seconds=1), payload="btn-1"),
+        InboundMessageFactory(contact=contact, received_at=now - timedelta(seconds=2), status=MessageStatus.PROCESSED),
+    ]
+    InboundMessageFactory(contact=other, received_at=now - timedelta(seconds=5))
+    OutboundMessageFactory(contact=contact)
+
+    def orm(skip):
+        query = (
+            Message.objects.filter(contact=contact, direction="in", status=MessageStatus.RECEIVED)
+            .exclude(pk__in=skip)
+            .order_by("received_at", "id")
+            .select_related("contact")
+            .defer("raw_payload")
+        )
+        return list(query[:2])
+
+    for skip in (set(), {rows[2].pk}, {rows[2].pk, rows[0].pk}, {r.pk for r in rows}):
+        expected = orm(skip)
+        with CaptureQueriesContext(connection) as queries:
+            got = inbound_waiting(contact.pk, skip=skip, limit=2)
+            # Every field but the deferred payload is there, decoded, and the contact comes with the row.
+            seen = [
+                (
+                    {
+                        f.attname: getattr(m, f.attname)
+                        for f in Message._meta.concrete_fields
+                        if f.attname != "raw_payload"
+                    },
+                    {f.attname: getattr(m.contact, f.attname) for f in Contact._meta.concrete_fields},
+                )
+                for m in got
+            ]
+        assert len(queries.captured_queries) == 1
+        assert seen == [
+            (
+                {f.attname: getattr(m, f.attname) for f in Message._meta.concrete_fields if f.attname != "raw_payload"},
+                {f.attname: getattr(m.contact, f.attname) for f in Contact._meta.concrete_fields},
+            )
+            for m in expected
+        ]
+        assert [m.pk for m in got] == [m.pk for m in expected]
+        assert all(m.get_deferred_fields() == {"raw_payload"} and not m._state.adding for m in got)
+    assert [m.pk for m in inbound_waiting(contact.pk, skip=set(), limit=2)] == [rows[2].pk, rows[0].pk]
+    first = inbound_waiting(contact.pk, skip={rows[2].pk}, limit=1)[0]
+    assert first.media == {"mime_type": "image/jpeg"} and first.raw_payload == {"a": 1}  # the deferred field loads

@@ -17,13 +17,15 @@ transaction usable; here no row back means the key is taken, and any other const
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import cast
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import CharField, Model, TextField
 
-from ..models import Direction, Interaction, Message, MessageStatus, StatusUpdate
+from ..models import Contact, Direction, Interaction, Message, MessageStatus, StatusUpdate
 
 # Outbound rows still to send: queued, or sending when a worker died mid-send.
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
@@ -190,6 +192,80 @@ def outbound_claim(*, pk: int, status: str, attempts: int, first_attempt_at: dat
             [MessageStatus.SENDING, attempts + 1, first_attempt_at, now, pk, status, attempts],
         )
         return cursor.rowcount == 1
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """A model's columns in a SELECT, and how each value comes back as the ORM would give it."""
+
+    fields: list
+    names: list[str]
+    converters: list[list]  # per field: the backend's and the field's from-database converters, in that order
+
+    def instance(self, model: type[Model], values, wrapper) -> Model:
+        converted = list(values)
+        for index, converters in enumerate(self.converters):
+            for converter in converters:
+                converted[index] = converter(converted[index], self.fields[index], wrapper)
+        # A field left out of `names` is deferred, as with QuerySet.defer().
+        return model.from_db(wrapper.alias, self.names, converted)
+
+
+def _reader(model: type[Model], alias: str, skip: tuple[str, ...] = ()) -> _Reader:
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    columns = [f.get_col(alias) for f in model._meta.concrete_fields if f.attname not in skip]
+    return _Reader(
+        fields=columns,
+        names=[c.target.attname for c in columns],
+        converters=[wrapper.ops.get_db_converters(c) + c.get_db_converters(wrapper) for c in columns],
+    )
+
+
+@cache
+def _waiting_statement() -> tuple[str, _Reader, _Reader]:
+    message = _reader(Message, "m", skip=("raw_payload",))
+    contact = _reader(Contact, "c")
+    contact_column = _quote(Message._meta.get_field("contact").column)
+    columns = ", ".join(
+        [f"m.{_quote(c.target.column)}" for c in message.fields]
+        + [f"c.{_quote(c.target.column)}" for c in contact.fields]
+    )
+    sql = (
+        f"SELECT {columns} FROM {_quote(Message._meta.db_table)} m "
+        f"JOIN {_quote(Contact._meta.db_table)} c ON c.{_quote(Contact._meta.pk.column)} = m.{contact_column} "
+        f"WHERE m.{contact_column} = %s AND m.direction = %s AND m.status = %s AND m.id <> ALL(%s) "
+        f"ORDER BY m.received_at, m.id LIMIT %s"
+    )
+    return sql, message, contact
+
+
+def inbound_waiting(contact_id: int, *, skip: set[int], limit: int) -> list[Message]:
+    """The contact's first `limit` inbound rows still received (arrival order), except the ids in `skip`.
+
+    Each comes with its contact as it is now (select_related) and raw_payload deferred: the rows the ORM query
+    below returns, without compiling it for every message (it was 9 % of the worker's CPU in P2's profile).
+    """
+    wrapper = _postgresql()
+    if wrapper is None:
+        rows = (
+            Message.objects.filter(contact_id=contact_id, direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
+            .exclude(pk__in=skip)
+            .order_by("received_at", "id")
+            .select_related("contact")
+            .defer("raw_payload")
+        )
+        return list(rows[:limit])
+    sql, message_reader, contact_reader = _waiting_statement()
+    split = len(message_reader.fields)
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql, [contact_id, Direction.INBOUND, MessageStatus.RECEIVED, list(skip), limit])
+        rows = cursor.fetchall()
+    messages: list[Message] = []
+    for row in rows:
+        message = cast(Message, message_reader.instance(Message, row[:split], wrapper))
+        Message.contact.field.set_cached_value(message, contact_reader.instance(Contact, row[split:], wrapper))
+        messages.append(message)
+    return messages
 
 
 @cache

@@ -29,7 +29,7 @@ from ..flows import flows_registered
 from ..models import Contact, Direction, Interaction, Message, MessageStatus, Route
 from .contacts import contact_opt_in, contact_opt_out
 from .enqueue import enqueue_on_commit
-from .hot_sql import ai_answer_waiting, inbound_claim, interaction_insert, message_state
+from .hot_sql import ai_answer_waiting, inbound_claim, inbound_waiting, interaction_insert, message_state
 from .media import inbound_media_download
 from .outbound import outbound_template_create, outbound_text_create, reply_idempotency_key
 from .texts import text_for
@@ -384,13 +384,12 @@ def inbound_process(*, message_id: int) -> None:
         if ai_answer_pending(contact_id=contact_id):
             return
         seen: set[int] = set()
-        waiting = _waiting_inbound(contact_id).select_related("contact").defer("raw_payload")
         while True:
             # The next row is read whole, with its contact as it is now (the previous message may have changed
             # it: STOP, a flow step). Two are asked for: nearly always only this task's own row is there, and the
             # missing second says that nothing else waits without another query. A row that arrives later has
             # its own task, which takes the contact's lock after this one.
-            batch = list((waiting.exclude(pk__in=seen) if seen else waiting)[:2])
+            batch = inbound_waiting(contact_id, skip=seen, limit=2)
             if not batch:
                 return
             message = batch[0]
