@@ -226,6 +226,7 @@ def _waiting_statement() -> tuple[str, _Reader, _Reader]:
     message = _reader(Message, "m", skip=("raw_payload",))
     contact = _reader(Contact, "c")
     contact_column = _quote(Message._meta.get_field("contact").column)
+    pk = _quote(Message._meta.pk.column)
     columns = ", ".join(
         [f"m.{_quote(c.target.column)}" for c in message.fields]
         + [f"c.{_quote(c.target.column)}" for c in contact.fields]
@@ -233,8 +234,8 @@ def _waiting_statement() -> tuple[str, _Reader, _Reader]:
     sql = (
         f"SELECT {columns} FROM {_quote(Message._meta.db_table)} m "
         f"JOIN {_quote(Contact._meta.db_table)} c ON c.{_quote(Contact._meta.pk.column)} = m.{contact_column} "
-        f"WHERE m.{contact_column} = %s AND m.direction = %s AND m.status = %s AND m.id <> ALL(%s) "
-        f"ORDER BY m.received_at, m.id LIMIT %s"
+        f"WHERE m.{contact_column} = %s AND m.direction = %s AND m.status = %s AND m.{pk} <> ALL(%s) "
+        f"ORDER BY m.received_at, m.{pk} LIMIT %s"
     )
     return sql, message, contact
 
