@@ -304,7 +304,7 @@ def test_a_claim_from_a_stale_snapshot_takes_nothing(acs_emulator):
 
 
 def test_the_waiting_rows_are_the_ones_the_orm_query_returns():
-    from apps.interactions.services.hot_sql import inbound_waiting
+    from apps.interactions.services.hot_sql import inbound_waiting, inbound_waiting_query
 
     contact = ContactFactory(profile_name="Wanjiru", language="sw")
     other = ContactFactory()
@@ -322,39 +322,22 @@ def test_the_waiting_rows_are_the_ones_the_orm_query_returns():
     OutboundMessageFactory(contact=contact)
 
     def orm(skip):
-        query = (
-            Message.objects.filter(contact=contact, direction="in", status=MessageStatus.RECEIVED)
-            .exclude(pk__in=skip)
-            .order_by("received_at", "id")
-            .select_related("contact")
-            .defer("raw_payload")
-        )
+        query = inbound_waiting_query(contact.pk).exclude(pk__in=skip).select_related("contact").defer("raw_payload")
         return list(query[:2])
+
+    def loaded(message):
+        # Every field but the deferred payload, decoded, and the contact that came with the row.
+        fields = [f.attname for f in Message._meta.concrete_fields if f.attname != "raw_payload"]
+        own = {name: getattr(message, name) for name in fields}
+        return own, {f.attname: getattr(message.contact, f.attname) for f in Contact._meta.concrete_fields}
 
     for skip in (set(), {rows[2].pk}, {rows[2].pk, rows[0].pk}, {r.pk for r in rows}):
         expected = orm(skip)
         with CaptureQueriesContext(connection) as queries:
             got = inbound_waiting(contact.pk, skip=skip, limit=2)
-            # Every field but the deferred payload is there, decoded, and the contact comes with the row.
-            seen = [
-                (
-                    {
-                        f.attname: getattr(m, f.attname)
-                        for f in Message._meta.concrete_fields
-                        if f.attname != "raw_payload"
-                    },
-                    {f.attname: getattr(m.contact, f.attname) for f in Contact._meta.concrete_fields},
-                )
-                for m in got
-            ]
+            seen = [loaded(m) for m in got]
         assert len(queries.captured_queries) == 1
-        assert seen == [
-            (
-                {f.attname: getattr(m, f.attname) for f in Message._meta.concrete_fields if f.attname != "raw_payload"},
-                {f.attname: getattr(m.contact, f.attname) for f in Contact._meta.concrete_fields},
-            )
-            for m in expected
-        ]
+        assert seen == [loaded(m) for m in expected]
         assert [m.pk for m in got] == [m.pk for m in expected]
         assert all(m.get_deferred_fields() == {"raw_payload"} and not m._state.adding for m in got)
     assert [m.pk for m in inbound_waiting(contact.pk, skip=set(), limit=2)] == [rows[2].pk, rows[0].pk]

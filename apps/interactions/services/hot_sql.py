@@ -240,6 +240,13 @@ def _waiting_statement() -> tuple[str, _Reader, _Reader]:
     return sql, message, contact
 
 
+def inbound_waiting_query(contact_id: int):
+    """The contact's inbound rows not processed yet, in arrival order (the ORM query; inbound_waiting's reference)."""
+    return Message.objects.filter(
+        contact_id=contact_id, direction=Direction.INBOUND, status=MessageStatus.RECEIVED
+    ).order_by("received_at", "id")
+
+
 def inbound_waiting(contact_id: int, *, skip: set[int], limit: int) -> list[Message]:
     """The contact's first `limit` inbound rows still received (arrival order), except the ids in `skip`.
 
@@ -248,13 +255,7 @@ def inbound_waiting(contact_id: int, *, skip: set[int], limit: int) -> list[Mess
     """
     wrapper = _postgresql()
     if wrapper is None:
-        rows = (
-            Message.objects.filter(contact_id=contact_id, direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
-            .exclude(pk__in=skip)
-            .order_by("received_at", "id")
-            .select_related("contact")
-            .defer("raw_payload")
-        )
+        rows = inbound_waiting_query(contact_id).exclude(pk__in=skip).select_related("contact").defer("raw_payload")
         return list(rows[:limit])
     sql, message_reader, contact_reader = _waiting_statement()
     split = len(message_reader.fields)

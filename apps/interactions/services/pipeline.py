@@ -29,7 +29,14 @@ from ..flows import flows_registered
 from ..models import Contact, Direction, Interaction, Message, MessageStatus, Route
 from .contacts import contact_opt_in, contact_opt_out
 from .enqueue import enqueue_on_commit
-from .hot_sql import ai_answer_waiting, inbound_claim, inbound_waiting, interaction_insert, message_state
+from .hot_sql import (
+    ai_answer_waiting,
+    inbound_claim,
+    inbound_waiting,
+    inbound_waiting_query,
+    interaction_insert,
+    message_state,
+)
 from .media import inbound_media_download
 from .outbound import outbound_template_create, outbound_text_create, reply_idempotency_key
 from .texts import text_for
@@ -299,16 +306,9 @@ def ai_answer_pending(*, contact_id: int) -> bool:
     return ai_answer_waiting(contact_id, timezone.now() - timedelta(seconds=horizon))
 
 
-def _waiting_inbound(contact_id: int):
-    """The contact's inbound rows not processed yet, in arrival order."""
-    return Message.objects.filter(
-        contact_id=contact_id, direction=Direction.INBOUND, status=MessageStatus.RECEIVED
-    ).order_by("received_at", "id")
-
-
 def contact_resume(*, contact_id: int) -> None:
     """Enqueue processing of the contact's oldest waiting inbound message (after an AI answer is done)."""
-    next_id = _waiting_inbound(contact_id).values_list("pk", flat=True).first()
+    next_id = inbound_waiting_query(contact_id).values_list("pk", flat=True).first()
     if next_id is not None:
         enqueue_on_commit("inbound_process_task", next_id)
 
