@@ -60,6 +60,10 @@ class Emulator:
         self.refused: list[RecordedRequest] = []
         self._failures: list[ScriptedFailure] = []
         self.delay = 0.0
+        # Closed by `hold()`: requests wait, unanswered, until `release()`; `held` counts the waiting ones.
+        self._gate = threading.Event()
+        self._gate.set()
+        self.held = 0
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -94,6 +98,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -103,6 +108,7 @@ class Emulator:
             self.refused.clear()
             self._failures.clear()
             self.delay = 0.0
+        self.release()
 
     # --- scripting ----------------------------------------------------------------------------------
     def fail_next(
@@ -118,6 +124,14 @@ class Emulator:
         with self._lock:
             for _ in range(times):
                 self._failures.append(ScriptedFailure(status, headers or {}, body, delay, after_processing))
+
+    def hold(self) -> None:
+        """From now on, requests are received but not answered until `release()` (a send left in flight)."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        """Process and answer the held requests, and every later one, normally."""
+        self._gate.set()
 
     def wait_for(self, count: int, *, timeout: float = 10.0, predicate=None) -> list[RecordedRequest]:
         """Poll until `count` accepted requests (matching `predicate`) are recorded, or raise TimeoutError."""
@@ -158,6 +172,12 @@ class Emulator:
             with self._lock:
                 self.refused.append(request)
             return self._write(handler, refusal)
+        if not self._gate.is_set():
+            with self._lock:
+                self.held += 1
+            self._gate.wait()
+            with self._lock:
+                self.held -= 1
         with self._lock:
             failure = self._failures.pop(0) if self._failures else None
         if self.delay:
