@@ -59,6 +59,7 @@ def test_interactions_filter_like_the_statistics(analyst_client, rows):
         "processing_ms": first.processing_ms,
         "reply_id": first.reply_id,
         "reply_status": first.reply.status if first.reply else None,
+        "reply_error_code": first.reply.error_code if first.reply else None,
     }
 
 

@@ -19,6 +19,7 @@ from ..statistics.selectors import interactions_filter
 from .base import COMMON_ERRORS, ReadApiView, bad_request, error_example
 from .params import RangeFiltersParams
 
+# The columns of a CSV export, and the fields of each row of a JSON page.
 CSV_COLUMNS = [
     "id",
     "created_at",
@@ -132,26 +133,11 @@ class InteractionsApi(ReadApiView):
             text = serializers.CharField(source="message.text")
             reply_id = serializers.IntegerField(source="reply.pk", allow_null=True, default=None)
             reply_status = serializers.CharField(source="reply.status", allow_null=True, default=None)
+            reply_error_code = serializers.CharField(source="reply.error_code", allow_null=True, default=None)
 
             class Meta:
                 model = Interaction
-                fields = [
-                    "id",
-                    "created_at",
-                    "channel",
-                    "contact_phone",
-                    "text",
-                    "intent",
-                    "confidence",
-                    "intent_source",
-                    "route",
-                    "template_name",
-                    "success",
-                    "error",
-                    "processing_ms",
-                    "reply_id",
-                    "reply_status",
-                ]
+                fields = CSV_COLUMNS  # a JSON page and a CSV export carry the same columns
 
         results = InteractionSerializer(many=True)
         next_cursor = serializers.CharField(allow_null=True)
@@ -188,6 +174,7 @@ class InteractionsApi(ReadApiView):
                                     "processing_ms": 184,
                                     "reply_id": 912,
                                     "reply_status": "read",
+                                    "reply_error_code": "",
                                 }
                             ],
                             "next_cursor": "MjAyNi0xMi0wMVQwOTozMDowMC45MTAwMDArMDA6MDB8MzEx",
