@@ -19,6 +19,7 @@ from apps.assistant.services import (
     ai_configuration_test,
     knowledge_document_save,
 )
+from apps.assistant.services.configs import EDITABLE_FIELDS
 from apps.assistant.services.knowledge import KnowledgeUploadError, knowledge_text_from_file
 from apps.core.crypto import secret_mask
 from apps.core.exceptions import ApplicationError
@@ -42,22 +43,9 @@ class AIConfigurationForm(forms.ModelForm):
 
     class Meta:
         model = AIConfiguration
-        fields = [
-            "name",
-            "provider",
-            "active",
-            "base_url",
-            "api_version",
-            "deployment",
-            "model",
-            "use_entra_id",
-            "embedding_model",
-            "transcription_model",
-            "max_tokens",
-            "temperature",
-            "system_prompt",
-            "no_knowledge_reply",
-        ]
+        # What the API may edit, plus the checkbox that makes a configuration the one in use (saved through
+        # ai_configuration_save, like the activate action); the page's order comes from the fieldsets.
+        fields = [*EDITABLE_FIELDS, "active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
