@@ -40,11 +40,25 @@ def _quote(name: str) -> str:
     return connections[DEFAULT_DB_ALIAS].ops.quote_name(name)
 
 
+def needs_preparation(field) -> bool:
+    """Text columns take the value as it is; JSON, time and number columns go through the field's preparation
+    (generic preparation of every value cost ~0.1 ms per row in the profiles)."""
+    return not isinstance(field, CharField | TextField)
+
+
+def db_values(fields: list, prepared: list[bool], values, wrapper) -> list:
+    """`values` (one per field, in order) as the statement's parameters."""
+    return [
+        field.get_db_prep_save(value, connection=wrapper) if prepare else value
+        for field, prepare, value in zip(fields, prepared, values, strict=True)
+    ]
+
+
 @cache
 def _insert_statement(model: type[Model], conflict: str) -> tuple[str, list, list[bool]]:
     """(SQL, the fields it writes in order, per field: does its value need get_db_prep_save?)."""
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    prepared = [not isinstance(f, CharField | TextField) for f in fields]
+    prepared = [needs_preparation(f) for f in fields]
     sql = (
         f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) {conflict} RETURNING {_quote(model._meta.pk.column)}"
@@ -56,10 +70,7 @@ def _row_insert(wrapper, instance: Model, conflict: str = "") -> bool:
     """INSERT the unsaved `instance` as it is (created_at / updated_at set by the caller: no auto_now runs
     here); False, and nothing written, when `conflict` (an ON CONFLICT … DO NOTHING clause) skipped it."""
     sql, fields, prepared = _insert_statement(type(instance), conflict)
-    params = []
-    for field, prepare in zip(fields, prepared, strict=True):
-        value = getattr(instance, field.attname)
-        params.append(field.get_db_prep_save(value, connection=wrapper) if prepare else value)
+    params = db_values(fields, prepared, [getattr(instance, f.attname) for f in fields], wrapper)
     with wrapper.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

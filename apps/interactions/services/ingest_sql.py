@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
-from django.db.models import CharField, Model, TextField
+from django.db.models import Model
 from django.utils import timezone
 
 from apps.core.transactions import statement_guard
@@ -26,6 +26,7 @@ from apps.core.transactions import statement_guard
 from ..models import Contact, Message, WebhookLog
 from .contacts import phone_or_empty
 from .enqueue import enqueue_on_commit
+from .hot_sql import db_values, needs_preparation
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,7 @@ class _Layout:
         return ", ".join(["%s"] * len(self.dynamic) + self.constant_literals)
 
     def values(self, row: dict, wrapper) -> list:
-        return [
-            field.get_db_prep_save(row[field.attname], connection=wrapper) if prepare else row[field.attname]
-            for field, prepare in zip(self.dynamic, self.prepared, strict=True)
-        ]
+        return db_values(self.dynamic, self.prepared, [row[f.attname] for f in self.dynamic], wrapper)
 
 
 def _literal(field, wrapper) -> str:
@@ -107,7 +105,7 @@ def _layout(model: type[Model]) -> _Layout:
     wrapper = connections[DEFAULT_DB_ALIAS]
     by_name = {f.attname: f for f in model._meta.concrete_fields}
     dynamic = [by_name[name] for name in _DYNAMIC[model]]
-    prepared = [not isinstance(f, CharField | TextField) for f in dynamic]
+    prepared = [needs_preparation(f) for f in dynamic]
     skip = {*_DYNAMIC[model], "id", "contact_id"}
     constant = [f for f in model._meta.concrete_fields if f.attname not in skip]
     return _Layout(
