@@ -7,7 +7,7 @@ webhooks — in the same run, on the same server:
    ROUNDS rounds that each take every target once, in a rotating order; a webhook's ratio to a baseline is
    the median of its per-round ratios (a noisy virtual machine drifts over minutes, not within a round);
 2. latency at half the median maximum: bench.loadgen.open_loop at 50 % of the target's own maximum, p50/p95/p99
-   measured from each request's due time.
+   measured from each request's due time, in ROUNDS shots taken in turn; the median shot (by p99) is reported.
 Then every webhook's persisted inbound rows are counted against its 2xx answers (nothing lost under load).
 Target: each webhook ≥ 70 % of (b)'s throughput, p99 ≤ 50 ms at half load. No worker runs: this is ingest only.
 """
@@ -122,27 +122,43 @@ def run(*, quick: bool = False, targets: tuple[str, ...] = TARGETS) -> dict:
                 )
                 time.sleep(1)  # let the closed loop's keep-alive connections close before the next phase
         results: dict[str, dict] = {}
+        # Latency at half load, in as many shots as rounds, the targets taken in turn (a single 15 s shot per
+        # target put one webhook's p99 above 50 ms in one run of three on this machine, and below in the others):
+        # the reported shot is the target's median by p99, and every shot's p99 is kept beside it.
+        rates = {target: max(10.0, _median_round(measured[target])["throughput_rps"] / 2) for target in targets}
+        shots: dict[str, list[dict]] = {target: [] for target in targets}
+        for shot in range(rounds):
+            for target in targets[shot % len(targets) :] + targets[: shot % len(targets)]:
+                rate = rates[target]
+                half = signed_requests(target, int(rate * half_load_seconds), port=port, offset=offset)
+                offset += len(half)
+                harness.database_truncate(env)
+                half_load = summarize(open_loop(host="127.0.0.1", port=port, requests=half, rate=rate, connections=64))
+                half_load["rate_rps"] = round(rate, 1)
+                half_load["persisted"] = _persisted(env, target)
+                half_load["shot"] = shot + 1
+                shots[target].append(half_load)
+                print(
+                    f"P1 half load {shot + 1}/{rounds} {target}: at {rate:.0f} req/s "
+                    f"p50 {half_load['latency_ms']['p50']} ms p99 {half_load['latency_ms']['p99']} ms",
+                    flush=True,
+                )
         for target in targets:
             maximum = _median_round(measured[target])
-            rate = max(10.0, maximum["throughput_rps"] / 2)
-            half = signed_requests(target, int(rate * half_load_seconds), port=port, offset=offset)
-            offset += len(half)
-            harness.database_truncate(env)
-            half_load = summarize(open_loop(host="127.0.0.1", port=port, requests=half, rate=rate, connections=64))
-            half_load["rate_rps"] = round(rate, 1)
-            half_load["persisted"] = _persisted(env, target)
+            half_load = sorted(shots[target], key=lambda r: r["latency_ms"]["p99"])[len(shots[target]) // 2]
             results[target] = {
                 "max": maximum,
                 "rounds_rps": [r["throughput_rps"] for r in measured[target]],
                 "half_load": half_load,
+                "half_load_p99_by_shot": [r["latency_ms"]["p99"] for r in shots[target]],
                 "persisted_every_2xx": all(
-                    r["persisted"] is None or r["persisted"] >= r["ok"] for r in [*measured[target], half_load]
+                    r["persisted"] is None or r["persisted"] >= r["ok"] for r in [*measured[target], *shots[target]]
                 ),
             }
             print(
                 f"P1 {target}: median {maximum['throughput_rps']} req/s over {rounds} rounds "
-                f"{results[target]['rounds_rps']}; at {rate:.0f} req/s p50 {half_load['latency_ms']['p50']} ms "
-                f"p99 {half_load['latency_ms']['p99']} ms",
+                f"{results[target]['rounds_rps']}; at {rates[target]:.0f} req/s p50 {half_load['latency_ms']['p50']} "
+                f"ms, median p99 {half_load['latency_ms']['p99']} ms {results[target]['half_load_p99_by_shot']}",
                 flush=True,
             )
     _ratios(results, measured)
