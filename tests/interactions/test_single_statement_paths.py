@@ -17,7 +17,7 @@ from apps.channels.base import DeliveryStatus, InboundEvent, StatusEvent
 from apps.interactions.models import Contact, Message, MessageStatus, WebhookLog
 from apps.interactions.services import events_ingest, outbound_deliver, status_record
 
-from .factories import ContactFactory, InboundMessageFactory, OutboundMessageFactory
+from .factories import ContactFactory, InboundMessageFactory, InteractionFactory, OutboundMessageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -343,3 +343,29 @@ def test_the_waiting_rows_are_the_ones_the_orm_query_returns():
     assert [m.pk for m in inbound_waiting(contact.pk, skip=set(), limit=2)] == [rows[2].pk, rows[0].pk]
     first = inbound_waiting(contact.pk, skip={rows[2].pk}, limit=1)[0]
     assert first.media == {"mime_type": "image/jpeg"} and first.raw_payload == {"a": 1}  # the deferred field loads
+
+
+def test_the_waiting_rows_wait_behind_an_unanswered_ai_message_in_the_same_statement():
+    from apps.interactions.services.hot_sql import ai_answer_waiting, inbound_waiting
+
+    contact = ContactFactory()
+    later = InboundMessageFactory(contact=contact)
+    pending = InteractionFactory(
+        route="ai", context={"ai_pending": True}, message__contact=contact, message__status=MessageStatus.PROCESSED
+    )
+    InteractionFactory(route="ai", context={"ai_pending": True}, message__status=MessageStatus.PROCESSED)  # another
+    horizon = timezone.now() - timedelta(minutes=5)
+
+    def waiting(since):
+        return [m.pk for m in inbound_waiting(contact.pk, skip=set(), limit=2, ai_since=since)]
+
+    with CaptureQueriesContext(connection) as queries:
+        assert waiting(horizon) == []
+    assert len(queries.captured_queries) == 1  # the check is part of the read
+    assert ai_answer_waiting(contact.pk, horizon)
+    assert waiting(None) == [later.pk]  # without a horizon nothing waits
+    assert waiting(timezone.now() + timedelta(seconds=1)) == [later.pk]  # the pending answer is past the horizon
+    pending.reply = OutboundMessageFactory(contact=contact)
+    pending.save()
+    assert waiting(horizon) == [later.pk]  # answered: the later message's turn
+    assert not ai_answer_waiting(contact.pk, horizon)

@@ -61,7 +61,8 @@ def _save(interaction: Interaction, started: float, **fields: Any) -> None:
     interaction.context = context
     interaction.processing_ms = (interaction.processing_ms or 0) + int((time.monotonic() - started) * 1000)
     interaction.save()
-    # The contact's later messages waited behind this answer (pipeline.ai_answer_pending): their turn now.
+    # The contact's later messages waited behind this answer (inbound_process reads none of them while it is
+    # pending): their turn now.
     contact_resume(contact_id=interaction.contact_id)
 
 

@@ -12,7 +12,7 @@ import logging
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +30,6 @@ from ..models import Contact, Direction, Interaction, Message, MessageStatus, Ro
 from .contacts import contact_opt_in, contact_opt_out
 from .enqueue import enqueue_on_commit
 from .hot_sql import (
-    ai_answer_waiting,
     inbound_claim,
     inbound_waiting,
     inbound_waiting_query,
@@ -297,13 +296,13 @@ def ai_waiting_interactions():
     return Interaction.objects.filter(context__ai_pending=True, reply__isnull=True)
 
 
-def ai_answer_pending(*, contact_id: int) -> bool:
-    """Whether an earlier message of the contact still waits for its AI answer (within the wait horizon)."""
+def _ai_wait_since() -> datetime | None:
+    """How far back a message handed to the AI actor and still unanswered holds its contact's later messages
+    (ai_waiting_interactions() created since then); None when they never wait."""
     horizon = settings.AI_REPLY_ORDER_WAIT_SECONDS
     if horizon <= 0:
-        return False
-    # ai_waiting_interactions() for this contact, as one prepared statement (hot_sql).
-    return ai_answer_waiting(contact_id, timezone.now() - timedelta(seconds=horizon))
+        return None
+    return timezone.now() - timedelta(seconds=horizon)
 
 
 def contact_resume(*, contact_id: int) -> None:
@@ -380,16 +379,16 @@ def inbound_process(*, message_id: int) -> None:
         return
     with advisory_lock("contact", contact_id):
         # Replies keep arrival order: while an earlier message waits for its AI answer, the later ones wait
-        # (status received); the AI actor resumes the contact when it is done, the sweeper past the horizon.
-        if ai_answer_pending(contact_id=contact_id):
-            return
+        # (status received), so the first read finds none; the AI actor resumes the contact when it is done, the
+        # sweeper past the horizon.
+        ai_since = _ai_wait_since()
         seen: set[int] = set()
         while True:
             # The next row is read whole, with its contact as it is now (the previous message may have changed
             # it: STOP, a flow step). Two are asked for: nearly always only this task's own row is there, and the
             # missing second says that nothing else waits without another query. A row that arrives later has
             # its own task, which takes the contact's lock after this one.
-            batch = inbound_waiting(contact_id, skip=seen, limit=2)
+            batch = inbound_waiting(contact_id, skip=seen, limit=2, ai_since=None if seen else ai_since)
             if not batch:
                 return
             message = batch[0]
