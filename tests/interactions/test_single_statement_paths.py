@@ -362,7 +362,7 @@ def test_the_waiting_rows_wait_behind_an_unanswered_ai_message_in_the_same_state
     with CaptureQueriesContext(connection) as queries:
         assert waiting(horizon) == []
     assert len(queries.captured_queries) == 1  # the check is part of the read
-    assert ai_answer_waiting(contact.pk, horizon)
+    assert ai_answer_waiting(contact.pk, horizon)  # the ORM query agrees
     assert waiting(None) == [later.pk]  # without a horizon nothing waits
     assert waiting(timezone.now() + timedelta(seconds=1)) == [later.pk]  # the pending answer is past the horizon
     pending.reply = OutboundMessageFactory(contact=contact)

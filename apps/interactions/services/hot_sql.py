@@ -291,6 +291,7 @@ def inbound_waiting(contact_id: int, *, skip: set[int], limit: int, ai_since: da
 
 @cache
 def _ai_waiting_sql() -> str:
+    """ai_answer_waiting's query as SQL, the condition inbound_waiting puts in its statement (NOT EXISTS)."""
     return (
         f"SELECT 1 FROM {_quote(Interaction._meta.db_table)} WHERE (context -> 'ai_pending') = 'true'::jsonb "
         f"AND reply_id IS NULL AND contact_id = %s AND created_at >= %s LIMIT 1"
@@ -298,15 +299,11 @@ def _ai_waiting_sql() -> str:
 
 
 def ai_answer_waiting(contact_id: int, since: datetime) -> bool:
-    """Whether one of the contact's Interactions since `since` was handed to the AI actor and has no reply."""
-    wrapper = _postgresql()
-    if wrapper is None:
-        return Interaction.objects.filter(
-            context__ai_pending=True, reply__isnull=True, contact_id=contact_id, created_at__gte=since
-        ).exists()
-    with wrapper.cursor() as cursor:
-        cursor.execute(_ai_waiting_sql(), [contact_id, since])
-        return cursor.fetchone() is not None
+    """Whether one of the contact's Interactions since `since` was handed to the AI actor and has no reply (the
+    ORM query: inbound_waiting's check on SQLite, and the reference for _ai_waiting_sql)."""
+    return Interaction.objects.filter(
+        context__ai_pending=True, reply__isnull=True, contact_id=contact_id, created_at__gte=since
+    ).exists()
 
 
 def outbound_sent_update(message: Message, provider_message_id: str | None, now: datetime) -> tuple[bool, bool]:
