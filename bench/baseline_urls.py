@@ -8,6 +8,10 @@
     contact upsert, message row, WebhookLog row, Dramatiq enqueue. Not a target: it splits the gap between a
     webhook and (b) into what the promised rows and queue cost (b → c) and what verifying and parsing cost (c →
     webhook).
+(d) `bench/inbox/`: a design option, not a target — the ACS webhook's own signature check and parsing, then one
+    INSERT of the verified body into (b)'s table and the Dramatiq enqueue of its id: what a webhook would cost if
+    it stored only the delivery and left the contact, message and WebhookLog rows to the worker. Off by default;
+    `BENCH_P1_TARGETS` adds it to a run (see bench/ingest.py).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apps.channels.base import InboundEvent
+from apps.channels.registry import channel_get
+from apps.interactions import tasks
 from apps.interactions.services import events_ingest
 from bench.baseline_table import QUEUE, TABLE
 
@@ -77,8 +83,26 @@ def relay_storage(request):
     return JsonResponse({"status": "accepted"})
 
 
+@csrf_exempt
+@require_POST
+def verified_inbox(request):
+    channel = channel_get("acs")
+    channel.verify(request)  # SignatureError -> 500 here; the load generator signs every request
+    event = channel.parse(request)[0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TABLE} (provider_message_id, body) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            [event.provider_message_id, request.body.decode()],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        tasks.inbound_process_task.send(row[0])  # no worker runs in P1: the message only waits in Redis
+    return channel.acknowledge(request)
+
+
 urlpatterns = [
     path("bench/bare/", bare),
+    path("bench/inbox/", verified_inbox),
     path("bench/ingest/", durable_ingest),
     path("bench/storage/", relay_storage),
     path("", include("config.urls")),

@@ -10,10 +10,14 @@ webhooks — in the same run, on the same server:
    measured from each request's due time, in ROUNDS shots taken in turn; the median shot (by p99) is reported.
 Then every webhook's persisted inbound rows are counted against its 2xx answers (nothing lost under load).
 Target: each webhook ≥ 70 % of (b)'s throughput, p99 ≤ 50 ms at half load. No worker runs: this is ingest only.
+
+BENCH_P1_TARGETS (comma-separated) runs other targets, e.g. `durable,storage,inbox,acs` to measure the design
+option (d) beside the ACS webhook; such a run is written to bench/results/ingest_targets.json, not ingest.json.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import tempfile
@@ -25,6 +29,7 @@ from bench.loadgen import closed_loop, open_loop, summarize
 from bench.signed import TARGETS, signed_requests, write_wrk_file
 
 WEBHOOK_TARGETS = ("acs", "twilio", "meta")
+DECOMPOSITION = ("storage", "inbox")  # measured beside (b) like the webhooks, never judged against the target
 ROUNDS = 3
 
 
@@ -56,7 +61,7 @@ def _max_throughput(port: int, requests: list, *, use_wrk: bool, directory: str,
 
 
 def _persisted(env: dict[str, str], target: str) -> int | None:
-    if target == "durable":
+    if target in ("durable", "inbox"):  # both write (b)'s table
         return durable_rows(env)
     if target in WEBHOOK_TARGETS:
         return inbound_rows(env, target)
@@ -69,7 +74,10 @@ def _median_round(rounds: list[dict]) -> dict:
     return sorted(rounds, key=lambda r: r["throughput_rps"])[len(rounds) // 2]
 
 
-def run(*, quick: bool = False, targets: tuple[str, ...] = TARGETS) -> dict:
+def run(*, quick: bool = False, targets: tuple[str, ...] | None = None) -> dict:
+    chosen = os.environ.get("BENCH_P1_TARGETS", "")
+    if targets is None:
+        targets = tuple(t.strip() for t in chosen.split(",") if t.strip()) or TARGETS
     rounds = 1 if quick else ROUNDS
     duration = 5 if quick else 10
     connections = 16 if quick else 32
@@ -162,7 +170,7 @@ def run(*, quick: bool = False, targets: tuple[str, ...] = TARGETS) -> dict:
                 flush=True,
             )
     _ratios(results, measured)
-    for target in (*WEBHOOK_TARGETS, "storage"):
+    for target in (*WEBHOOK_TARGETS, *DECOMPOSITION):
         entry = results.get(target)
         if entry:
             print(
@@ -181,6 +189,7 @@ def run(*, quick: bool = False, targets: tuple[str, ...] = TARGETS) -> dict:
         "server": f"{server_config}, GUNICORN_MAX_REQUESTS=0 (no worker recycling during the measurement)",
         "targets": results,
         "target": "webhook >= 70% of durable baseline throughput; p99 <= 50 ms at half load",
+        **({} if targets == TARGETS else {"result_name": "ingest_targets"}),
     }
 
 
@@ -189,7 +198,7 @@ def _ratios(results: dict[str, dict], measured: dict[str, list[dict]]) -> None:
     minutes apart, not tens of minutes), and their medians; the target is judged on the ratio to (b)."""
     baselines = (("durable", "ratio_to_durable"), ("bare", "ratio_to_bare"), ("storage", "ratio_to_storage"))
     by_round = {name: {r["round"]: r["throughput_rps"] for r in measured.get(name, [])} for name, _ in baselines}
-    for target in (*WEBHOOK_TARGETS, "storage"):
+    for target in (*WEBHOOK_TARGETS, *DECOMPOSITION):
         if target not in results:
             continue
         entry = results[target]
@@ -203,8 +212,8 @@ def _ratios(results: dict[str, dict], measured: dict[str, list[dict]]) -> None:
             ]
             entry[key] = round(statistics.median(ratios), 3) if ratios else None
             entry[f"{key}_by_round"] = [round(x, 3) for x in ratios]
-        if target == "storage":
-            continue  # a decomposition baseline, not a target
+        if target in DECOMPOSITION:
+            continue  # a decomposition baseline or a design option, not a target
         entry["meets_target"] = bool(
             entry["ratio_to_durable"] is not None
             and entry["ratio_to_durable"] >= 0.7

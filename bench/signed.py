@@ -14,7 +14,12 @@ from bench.loadgen import HttpRequest
 from tests.emulators import acs_events, meta_events, twilio_requests
 
 TARGETS = ("bare", "durable", "storage", "acs", "twilio", "meta")
-BASELINE_PATHS = {"bare": "/bench/bare/", "durable": "/bench/ingest/", "storage": "/bench/storage/"}
+BASELINE_PATHS = {
+    "bare": "/bench/bare/",
+    "durable": "/bench/ingest/",
+    "storage": "/bench/storage/",
+    "inbox": f"/bench/inbox/?code={acs_events.WEBHOOK_SECRET}",
+}
 
 
 def sender_phone(index: int, senders: int) -> str:
