@@ -1,17 +1,16 @@
-"""Two baselines for the ingest benchmark (P1), served beside Relay's own URLs.
+"""The baselines of the ingest benchmark (P1), served beside Relay's own URLs.
 
 (a) `bench/bare/`: a Django view that reads the body and answers JSON — the cost of Django + gunicorn alone.
 (b) `bench/ingest/`: the least a durable webhook can do — one INSERT (committed) and one Redis LPUSH — with
     no signature check, no parsing into events, no contact upsert. Relay's webhooks are measured against it.
-(c) `bench/storage/`: what Relay stores for one message, and nothing of the HTTP edge — the InboundEvent built
-    from the body by hand (no signature, no validation, no phone-number parsing), then Relay's own events_ingest:
-    contact upsert, message row, WebhookLog row, Dramatiq enqueue. Not a target: it splits the gap between a
-    webhook and (b) into what the promised rows and queue cost (b → c) and what verifying and parsing cost (c →
-    webhook).
-(d) `bench/inbox/`: a design option, not a target — the ACS webhook's own signature check and parsing, then one
-    INSERT of the verified body into (b)'s table and the Dramatiq enqueue of its id: what a webhook would cost if
-    it stored only the delivery and left the contact, message and WebhookLog rows to the worker. Off by default;
-    `BENCH_P1_TARGETS` adds it to a run (see bench/ingest.py).
+(c) `bench/storage/`: what Relay's direct path stores for one message (the webhooks' path with
+    WEBHOOK_DEFERRED_INGEST off, and the worker's first step with it on), and nothing of the HTTP edge: the
+    InboundEvent built from the body by hand (no signature, no validation, no phone-number parsing), then Relay's
+    own events_ingest, i.e. contact upsert, message row, WebhookLog row, Dramatiq enqueue. Not a target: beside
+    the webhooks it shows what deferring the rows to the worker saves them.
+(d) `bench/inbox/`: not a target, off by default (`BENCH_P1_TARGETS` adds it, see bench/ingest.py): the ACS
+    webhook's own signature check and parsing, then one INSERT of the verified body into (b)'s table and the
+    Dramatiq enqueue of its id. The probe that measured deferred ingest before it was built; the floor for it.
 """
 
 from __future__ import annotations

@@ -34,12 +34,16 @@ ROUNDS = 3
 
 
 def inbound_rows(env: dict[str, str], channel: str) -> int:
+    """Inbound messages of `channel` persisted: stored as messages, or as deliveries waiting for the worker (the
+    webhooks defer by default, WEBHOOK_DEFERRED_INGEST, and no worker runs in P1)."""
     import psycopg
 
     url = env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url) as connection:
         row = connection.execute(
-            "SELECT count(*) FROM interactions_message WHERE direction = 'in' AND channel = %s", [channel]
+            "SELECT (SELECT count(*) FROM interactions_message WHERE direction = 'in' AND channel = %s)"
+            " + (SELECT count(*) FROM interactions_inbounddelivery WHERE channel = %s)",
+            [channel, channel],
         ).fetchone()
     return row[0]
 

@@ -1,4 +1,5 @@
-"""Read-only admin for the conversation log: contacts, messages, interactions, statuses, webhook logs.
+"""Read-only admin for the conversation log: contacts, messages, interactions, statuses, webhook logs, and the
+webhook deliveries still waiting for a worker.
 
 Phone numbers are masked in lists; the detail page shows the full value to staff. Django escapes every value.
 """
@@ -9,7 +10,7 @@ from django.contrib import admin
 
 from apps.core.phone import mask
 
-from .models import Contact, Interaction, Message, StatusUpdate, WebhookLog
+from .models import Contact, InboundDelivery, Interaction, Message, StatusUpdate, WebhookLog
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -112,3 +113,18 @@ class WebhookLogAdmin(ReadOnlyAdmin):
     list_filter = ("channel", "status_code", "method", "created_at")
     search_fields = ("path", "body", "error")
     date_hierarchy = "created_at"
+
+
+@admin.register(InboundDelivery)
+class InboundDeliveryAdmin(ReadOnlyAdmin):
+    """Accepted webhook deliveries the worker has not yet stored as messages: empty while a worker runs; rows
+    here mean the worker is down or behind (the sweeper re-enqueues them every SWEEPER_INTERVAL_SECONDS)."""
+
+    list_display = ("id", "created_at", "channel", "masked_sender")
+    list_filter = ("channel",)
+    fields = ("channel", "masked_sender", "created_at", "delivery")
+    readonly_fields = fields
+
+    @admin.display(description="sender")
+    def masked_sender(self, obj: InboundDelivery) -> str:
+        return mask(obj.sender)

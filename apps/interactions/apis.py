@@ -132,6 +132,7 @@ def webhook_receive(request: HttpRequest, channel_name: str) -> HttpResponse:
                 "status_code": 200,
                 "duration_ms": int((time.monotonic() - started) * 1000),
             },
+            defer=settings.WEBHOOK_DEFERRED_INGEST,
         )
     except _DATABASE_DOWN:
         logger.exception("%s webhook not saved: database unavailable", channel_name)
@@ -142,11 +143,12 @@ def webhook_receive(request: HttpRequest, channel_name: str) -> HttpResponse:
             Retry_After=str(DB_RETRY_AFTER_SECONDS),
         )
     logger.info(
-        "%s webhook: %s new, %s duplicate, %s statuses",
+        "%s webhook: %s new, %s duplicate, %s statuses, %s deferred",
         channel_name,
         len(result.messages),
         result.duplicates,
         result.statuses,
+        result.deferred,
     )
     return channel.acknowledge(request)
 

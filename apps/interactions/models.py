@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Channel(models.TextChoices):
@@ -230,6 +231,27 @@ class WebhookLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status_code}"
+
+
+class InboundDelivery(models.Model):
+    """One inbound message as the webhook stored it: verified and parsed, not yet a contact and a message.
+
+    The webhook's 2xx follows this row's commit (one INSERT); the worker turns it into the contact, message and
+    WebhookLog rows (services/deferred.py) and deletes it, so the table holds only what waits for a worker.
+    """
+
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    # E.164 phone number, else the BSUID: one sender's deliveries become messages in arrival (id) order.
+    sender = models.CharField(max_length=200)
+    # JSON: {"event": the InboundEvent's fields, "log": the WebhookLog row's fields}.
+    delivery = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["sender", "id"], name="inbound_delivery_sender")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.channel} delivery waiting for the worker"
 
 
 from .models_statistics import *  # noqa: E402, F403  (rollup models live in their own module)

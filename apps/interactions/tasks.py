@@ -6,7 +6,13 @@ import dramatiq
 from django.conf import settings
 
 from .exceptions import AIRetryLater
-from .services import ai_reply_abandon, ai_reply_process, inbound_process, outbound_deliver
+from .services import (
+    ai_reply_abandon,
+    ai_reply_process,
+    inbound_deliveries_materialize,
+    inbound_process,
+    outbound_deliver,
+)
 from .services.delivery import DeliveryRetryLater
 from .services.enqueue import deliveries_inline
 
@@ -18,6 +24,14 @@ def inbound_process_task(message_id: int) -> None:
     # Errors in one message are recorded by the service; what reaches here is infrastructure (database down).
     with deliveries_inline():
         inbound_process(message_id=message_id)
+
+
+@dramatiq.actor(
+    queue_name="default", max_retries=settings.INBOUND_MAX_RETRIES, min_backoff=settings.TASK_MIN_BACKOFF_MS
+)
+def inbound_deliveries_materialize_task(delivery_id: int) -> None:
+    # A webhook's deferred delivery becomes its contact and message rows; their processing is enqueued on commit.
+    inbound_deliveries_materialize(delivery_id=delivery_id)
 
 
 @dramatiq.actor(

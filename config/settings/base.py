@@ -203,6 +203,10 @@ if not DEBUG:
 # Webhook bodies above this are answered 413 before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_048_576)
+# On (PostgreSQL): a webhook stores a one-message delivery as one row and answers; the worker makes the contact,
+# message and WebhookLog rows. Off: the webhook stores those itself (new messages visible with no worker running,
+# ~0.6 of the webhook throughput). See apps/interactions/services/deferred.py.
+WEBHOOK_DEFERRED_INGEST = env.bool("WEBHOOK_DEFERRED_INGEST", default=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from apps.interactions.models import InboundDelivery
+
 from .factories import (
     ContactFactory,
     InboundMessageFactory,
@@ -64,3 +66,17 @@ def test_conversation_rows_cannot_be_added_or_changed(staff_client):
     assert staff_client.get("/admin/interactions/contact/add/").status_code == 403
     response = staff_client.post(f"/admin/interactions/contact/{contact.pk}/change/", {"profile_name": "x"})
     assert response.status_code == 403
+
+
+def test_waiting_deliveries_are_listed_with_masked_senders_and_shown_escaped(staff_client):
+    delivery = InboundDelivery.objects.create(
+        channel="acs", sender="+254712345678", delivery='{"event": {"text": "<script>alert(1)</script>"}}'
+    )
+
+    listing = staff_client.get("/admin/interactions/inbounddelivery/?channel__exact=acs").content.decode()
+    detail = staff_client.get(f"/admin/interactions/inbounddelivery/{delivery.pk}/change/")
+
+    assert "+254******678" in listing and "+254712345678" not in listing
+    assert detail.status_code == 200
+    assert "<script>alert(1)</script>" not in detail.content.decode()
+    assert staff_client.get("/admin/interactions/inbounddelivery/add/").status_code == 403

@@ -15,7 +15,15 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.interactions.exceptions import WindowClosedError
-from apps.interactions.models import Contact, Direction, Interaction, Message, MessageStatus, WebhookLog
+from apps.interactions.models import (
+    Contact,
+    Direction,
+    InboundDelivery,
+    Interaction,
+    Message,
+    MessageStatus,
+    WebhookLog,
+)
 from apps.interactions.services import outbound_text_create, sweeper_run
 from apps.message_templates.resolvers import resolver
 from tests.emulators.acs_events import (
@@ -310,25 +318,30 @@ def redis_unreachable(broker):
         broker.client.connection_pool = pool
 
 
+@pytest.mark.parametrize("deferred", [True, False], ids=["deferred", "direct"])
 def test_broker_down_at_ingest_commits_the_message_and_the_sweeper_gets_it_answered(
-    client, acs_emulator, demo_templates, broker, drain
+    client, acs_emulator, demo_templates, broker, drain, settings, deferred
 ):
+    settings.WEBHOOK_DEFERRED_INGEST = deferred
     with redis_unreachable(broker):
         response = deliver(client, [received_event(text="evento", sender=SENDER)])
     drain()
 
     assert response.status_code == 200
-    inbound = Message.objects.get(direction=Direction.INBOUND)
-    assert inbound.status == MessageStatus.RECEIVED
+    if deferred:  # committed as the delivery the worker has not taken
+        assert InboundDelivery.objects.get().sender == PHONE
+        assert not Message.objects.exists()
+    else:
+        assert Message.objects.get(direction=Direction.INBOUND).status == MessageStatus.RECEIVED
     assert acs_emulator.deliveries == []
 
     report = sweeper_run(older_than_seconds=0)
     drain()
 
-    assert (report.inbound, report.outbound) == (1, 0)
+    assert (report.deliveries, report.inbound, report.outbound) == ((1, 0, 0) if deferred else (0, 1, 0))
     assert sent_templates(acs_emulator) == [("vea_event_info", PHONE)]
-    inbound.refresh_from_db()
-    assert inbound.status == MessageStatus.PROCESSED
+    assert Message.objects.get(direction=Direction.INBOUND).status == MessageStatus.PROCESSED
+    assert not InboundDelivery.objects.exists()
 
 
 def test_outside_the_window_no_free_form_text_is_sent(acs_emulator, settings):

@@ -11,6 +11,7 @@ from django.db import connection
 
 from apps.interactions.models import Message, WebhookLog
 from tests.emulators.acs_events import WEBHOOK_SECRET, received_event, webhook_url
+from tests.interactions.deliveries import deliveries_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,12 +113,15 @@ def test_webhook_log_headers_are_redacted(client, acs_inbound):
     assert headers["Aeg-Event-Type"] == "Notification"
 
 
-def test_text_postgresql_cannot_store_is_cleaned_not_a_server_error(client, acs_inbound):
+@pytest.mark.parametrize("deferred", [True, False], ids=["deferred", "direct"])
+def test_text_postgresql_cannot_store_is_cleaned_not_a_server_error(client, acs_inbound, settings, deferred):
+    settings.WEBHOOK_DEFERRED_INGEST = deferred
     # Valid JSON, but a NUL and a lone surrogate: PostgreSQL refuses both in text and jsonb.
     event = received_event(text="hola\u0000 \ud800 mundo")
     body = json.dumps([event])
 
     response = client.post(webhook_url(), body, content_type="application/json")
+    assert deliveries_store() == int(deferred)  # the worker's step when the webhook deferred it
 
     assert response.status_code == 200
     message = Message.objects.get()

@@ -18,9 +18,19 @@ from apps.channels.base import (
     StatusEvent,
 )
 
-from ..models import Contact, Direction, Interaction, Message, MessageStatus, StatusUpdate, WebhookLog
+from ..models import (
+    Contact,
+    Direction,
+    InboundDelivery,
+    Interaction,
+    Message,
+    MessageStatus,
+    StatusUpdate,
+    WebhookLog,
+)
 from .clean import db_json, db_text
 from .contacts import contact_resolve, phone_or_empty
+from .deferred import delivery_decode, delivery_defer
 from .enqueue import enqueue_on_commit
 from .ingest_sql import inbound_store_one_statement
 
@@ -260,6 +270,8 @@ class IngestResult:
     duplicates: int
     statuses: int
     skipped: int = 0
+    # Stored for the worker (defer=True): whether they are new or duplicates is known once it has stored them.
+    deferred: int = 0
 
 
 def events_ingest(
@@ -267,6 +279,7 @@ def events_ingest(
     channel: str,
     events: list[InboundEvent | StatusEvent],
     log: dict | None = None,
+    defer: bool = False,
 ) -> IngestResult:
     """Persist every item of one delivery in ONE transaction, plus its WebhookLog row when `log` is given.
 
@@ -275,15 +288,24 @@ def events_ingest(
     caller must then answer non-2xx so that the provider retries.
 
     A delivery of one inbound message (nearly every webhook call) is stored by a single SQL statement on
-    PostgreSQL (ingest_sql); the ORM path below is the general case and the reference semantics.
+    PostgreSQL (ingest_sql); the ORM path below is the general case and the reference semantics. With `defer`
+    (the webhooks, settings.WEBHOOK_DEFERRED_INGEST) such a delivery is only stored for the worker, which makes it
+    a contact, a message and a WebhookLog row (deferred.py, inbound_deliveries_materialize).
     """
-    if len(events) == 1 and isinstance(events[0], InboundEvent):
+    single = events[0] if len(events) == 1 else None
+    if isinstance(single, InboundEvent):
+        if (
+            defer
+            and log is not None
+            and delivery_defer(event=single, log={**log, "headers": headers_redact(log["headers"])})
+        ):
+            return IngestResult(messages=[], duplicates=0, statuses=0, deferred=1)
         log_fields = None if log is None else webhook_log_fields(channel=channel, events=1, **log)
-        contact_keywords, fields = inbound_fields(events[0])
+        contact_keywords, fields = inbound_fields(single)
         stored = inbound_store_one_statement(contact_keywords=contact_keywords, fields=fields, log=log_fields)
         if stored is not None:
             if stored.message is None:
-                logger.info("duplicate %s delivery of %s ignored", channel, events[0].provider_message_id)
+                logger.info("duplicate %s delivery of %s ignored", channel, single.provider_message_id)
                 return IngestResult(messages=[], duplicates=1, statuses=0)
             return IngestResult(messages=[stored.message], duplicates=0, statuses=0)
     return _events_ingest_orm(channel=channel, events=events, log=log)
@@ -317,6 +339,30 @@ def _events_ingest_orm(
     if log is not None:
         webhook_log_write(channel=channel, events=len(events), **log)
     return IngestResult(messages=messages, duplicates=duplicates, statuses=statuses, skipped=skipped)
+
+
+@transaction.atomic
+def inbound_deliveries_materialize(*, delivery_id: int) -> int:
+    """Store delivery `delivery_id` and its sender's earlier ones (in id order) as contact, message and WebhookLog
+    rows, the webhook's direct path; delete them; enqueue the messages' processing on commit. Returns how many.
+
+    Taking the sender's earlier deliveries too keeps arrival order when tasks run out of order; their rows are
+    locked in id order, so a concurrent task for one of them waits, then finds it gone and does nothing.
+    """
+    sender = InboundDelivery.objects.filter(pk=delivery_id).values_list("sender", flat=True).first()
+    if sender is None:
+        return 0  # stored already, by the task of a later delivery of the same sender
+    rows = list(
+        InboundDelivery.objects.select_for_update()
+        .filter(sender=sender, pk__lte=delivery_id)
+        .order_by("pk")
+        .values_list("pk", "channel", "delivery")
+    )
+    for _, channel, text in rows:
+        event, log = delivery_decode(text)
+        events_ingest(channel=channel, events=[event], log=log)
+    InboundDelivery.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
+    return len(rows)
 
 
 def webhook_log_fields(

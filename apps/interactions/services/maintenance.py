@@ -9,9 +9,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
-from ..models import Direction, Message, MessageStatus, StatusUpdate, WebhookLog
+from ..models import Direction, InboundDelivery, Message, MessageStatus, StatusUpdate, WebhookLog
 from .ai import ai_reply_abandon
 from .enqueue import enqueue_now
 from .pipeline import ai_waiting_interactions
@@ -25,6 +26,7 @@ class SweepReport:
     outbound: int
     failed_enqueues: int = 0
     ai_given_up: int = 0
+    deliveries: int = 0  # senders whose deferred webhook deliveries were re-enqueued
 
 
 # How far back the sweeper looks for AI answers that never came. Older ones are left alone: an apology a day
@@ -48,13 +50,21 @@ def ai_answers_give_up(*, older_than_seconds: int) -> int:
 
 
 def sweeper_run(*, older_than_seconds: int) -> SweepReport:
-    """Re-enqueue inbound rows still `received`, and outbound rows still `queued` / `sending`, untouched for
-    longer than `older_than_seconds`; then give up on AI answers that can no longer come (ai_answers_give_up).
-    Safe to run any time: the actors claim rows, so extra tasks do nothing.
+    """Re-enqueue deferred webhook deliveries not yet stored as messages, inbound rows still `received`, and
+    outbound rows still `queued` / `sending`, untouched for longer than `older_than_seconds`; then give up on AI
+    answers that can no longer come (ai_answers_give_up). Safe to run any time: the actors claim rows, so extra
+    tasks do nothing.
 
-    One task per contact is enough (a task handles all of its contact's pending rows), so that is what is sent.
+    One task per contact (per sender for deliveries) is enough: a task handles all of its contact's pending rows
+    (a delivery's task, all of its sender's earlier deliveries), so that is what is sent.
     """
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    deliveries = (
+        InboundDelivery.objects.filter(created_at__lte=cutoff)
+        .values("sender")
+        .annotate(last=Max("pk"))
+        .values_list("sender", "last")
+    )
     inbound = (
         Message.objects.filter(direction=Direction.INBOUND, status=MessageStatus.RECEIVED, updated_at__lte=cutoff)
         .order_by("contact_id", "received_at", "id")
@@ -69,12 +79,13 @@ def sweeper_run(*, older_than_seconds: int) -> SweepReport:
         .order_by("contact_id", "created_at", "id")
         .values_list("contact_id", "pk")
     )
-    counts = {"inbound": 0, "outbound": 0, "failed": 0}
+    counts = {"deliveries": 0, "inbound": 0, "outbound": 0, "failed": 0}
     for kind, rows, actor in (
+        ("deliveries", deliveries, "inbound_deliveries_materialize_task"),
         ("inbound", inbound, "inbound_process_task"),
         ("outbound", outbound, "outbound_deliver_task"),
     ):
-        seen: set[int] = set()
+        seen: set[int | str] = set()
         for contact_id, pk in rows:
             if contact_id in seen:
                 continue
@@ -86,7 +97,8 @@ def sweeper_run(*, older_than_seconds: int) -> SweepReport:
     counts["ai"] = ai_answers_give_up(older_than_seconds=older_than_seconds)
     if any(counts.values()):
         logger.info(
-            "sweeper re-enqueued %(inbound)s inbound, %(outbound)s outbound (%(failed)s failed); "
+            "sweeper re-enqueued %(deliveries)s senders' deliveries, %(inbound)s inbound, %(outbound)s outbound "
+            "(%(failed)s failed); "
             "gave up %(ai)s AI answers",
             counts,
         )
@@ -95,6 +107,7 @@ def sweeper_run(*, older_than_seconds: int) -> SweepReport:
         outbound=counts["outbound"],
         failed_enqueues=counts["failed"],
         ai_given_up=counts["ai"],
+        deliveries=counts["deliveries"],
     )
 
 

@@ -1,0 +1,145 @@
+"""Deferred ingest: a webhook stores a one-message delivery as one row and answers; the worker makes the contact,
+message and WebhookLog rows from it, in the sender's arrival order, once per provider message id."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.channels.base import InboundEvent, Media, MessageKind
+from apps.interactions.models import Contact, Direction, InboundDelivery, Interaction, Message, WebhookLog
+from apps.interactions.services import inbound_deliveries_materialize, sweeper_run
+from apps.interactions.services.deferred import delivery_decode, delivery_encode
+from tests.emulators.acs_events import received_event, webhook_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SENDER = "254700000031"
+PHONE = "+254700000031"
+
+
+def deliver(client, event):
+    return client.post(webhook_url(), json.dumps([event]), content_type="application/json")
+
+
+def test_the_webhook_stores_one_row_and_the_worker_makes_the_message_and_answers(
+    client, acs_emulator, demo_templates, broker, request
+):
+    with CaptureQueriesContext(connection) as queries:
+        response = deliver(client, received_event(text="¿Cuándo es la conferencia?", sender=SENDER))
+
+    assert response.status_code == 200
+    assert len(queries) == 1 and queries[0]["sql"].startswith("INSERT INTO")
+    delivery = InboundDelivery.objects.get()
+    assert (delivery.channel, delivery.sender) == ("acs", PHONE)
+    assert "eventgrid" not in delivery.delivery.lower()  # the ?code= secret is in no stored header or path
+    assert not Message.objects.exists() and not Contact.objects.exists() and not WebhookLog.objects.exists()
+    assert broker.do_qsize("default") == 1
+
+    request.getfixturevalue("drain")()
+
+    message = Message.objects.get(direction=Direction.INBOUND)
+    assert (message.contact.phone, message.text) == (PHONE, "¿Cuándo es la conferencia?")
+    assert Interaction.objects.get(message=message).route == "template"
+    assert len(acs_emulator.deliveries) == 1
+    log = WebhookLog.objects.get()
+    assert (log.channel, log.status_code, log.events, log.path) == ("acs", 200, 1, "/api/v1/whatsapp/webhook/")
+    assert not InboundDelivery.objects.exists()
+
+
+def test_a_delivery_sent_three_times_is_one_message_and_one_reply(client, acs_emulator, demo_templates, drain):
+    event = received_event(text="conferencia", sender=SENDER)
+
+    answers = [deliver(client, event).status_code for _ in range(3)]
+    assert InboundDelivery.objects.count() == 3  # the webhook cannot tell a retry from a new message
+    drain()
+
+    assert answers == [200, 200, 200]
+    assert Message.objects.filter(direction=Direction.INBOUND).count() == 1
+    assert len(acs_emulator.deliveries) == 1
+    assert WebhookLog.objects.count() == 3  # each delivery is logged, as on the direct path
+    assert not InboundDelivery.objects.exists()
+
+
+def test_a_later_task_stores_the_senders_earlier_deliveries_first(client, acs_emulator, broker):
+    first = received_event(text="primero", sender=SENDER)
+    second = received_event(text="segundo", sender=SENDER)
+    other = received_event(text="otro", sender="254700000032")
+    for event in (first, second, other):
+        assert deliver(client, event).status_code == 200
+    earlier, later, others = InboundDelivery.objects.order_by("pk").values_list("pk", flat=True)
+
+    # The later delivery's task runs first (two workers, a retry): it takes the earlier one too, in order.
+    assert inbound_deliveries_materialize(delivery_id=later) == 2
+    assert inbound_deliveries_materialize(delivery_id=earlier) == 0
+
+    texts = list(Message.objects.filter(contact__phone=PHONE).order_by("pk").values_list("text", flat=True))
+    assert texts == ["primero", "segundo"]
+    assert list(InboundDelivery.objects.values_list("pk", flat=True)) == [others]  # another sender's waits
+
+
+def test_a_delivery_whose_enqueue_was_lost_is_swept_and_answered(client, acs_emulator, demo_templates, broker, request):
+    assert deliver(client, received_event(text="conferencia", sender=SENDER)).status_code == 200
+    broker.flush_all()  # the broker lost the task (or was down when the webhook enqueued it)
+
+    report = sweeper_run(older_than_seconds=0)
+    request.getfixturevalue("drain")()
+
+    assert report.deliveries == 1
+    assert Message.objects.filter(direction=Direction.INBOUND).count() == 1
+    assert len(acs_emulator.deliveries) == 1
+    assert not InboundDelivery.objects.exists()
+
+
+def test_switched_off_the_webhook_stores_the_message_itself(client, acs_emulator, broker, settings):
+    settings.WEBHOOK_DEFERRED_INGEST = False
+
+    assert deliver(client, received_event(text="hola", sender=SENDER)).status_code == 200
+
+    assert not InboundDelivery.objects.exists()
+    assert Message.objects.get().contact.phone == PHONE
+    assert WebhookLog.objects.count() == 1
+
+
+def test_a_sender_with_no_usable_number_is_not_deferred_but_skipped_and_logged(client, acs_emulator, broker):
+    assert deliver(client, received_event(text="hola", sender="12")).status_code == 200
+
+    assert not InboundDelivery.objects.exists()
+    assert not Message.objects.exists()
+    assert WebhookLog.objects.count() == 1
+
+
+def test_the_stored_delivery_gives_back_the_event_and_hostile_text_is_cleaned_when_stored(broker):
+    event = InboundEvent(
+        channel="meta",
+        provider_message_id="wamid.deferred-1",
+        sender_phone=PHONE,
+        sender_bsuid="",
+        received_at=datetime(2026, 12, 3, 9, 30, tzinfo=UTC),
+        kind=MessageKind.IMAGE,
+        text="a\ud800b\x00c مرحبا 🎉",
+        profile_name="<script>x</script>",
+        media=Media(mime_type="image/jpeg", provider_id="m-1", caption="foto"),
+        payload="btn-1",
+        latitude=-1.28,
+        longitude=36.82,
+        raw={"id": "wamid.deferred-1", "nested": [{"a": 1}]},
+    )
+    log = {"method": "POST", "path": "/p/", "headers": {"X-Hub-Signature-256": "[redacted]"}, "body": "{}"}
+    text = delivery_encode(event, {**log, "status_code": 200, "duration_ms": 3})
+
+    decoded, decoded_log = delivery_decode(text)
+
+    assert text.isascii()
+    assert decoded == event and decoded.raw == event.raw
+    assert decoded_log["headers"] == {"X-Hub-Signature-256": "[redacted]"}
+    InboundDelivery.objects.create(channel="meta", sender=PHONE, delivery=text)
+    assert inbound_deliveries_materialize(delivery_id=InboundDelivery.objects.get().pk) == 1
+    message = Message.objects.get()
+    assert "\x00" not in message.text and "\ud800" not in message.text and "مرحبا 🎉" in message.text
+    assert message.media["location"] == {"latitude": -1.28, "longitude": 36.82}
+    assert message.contact.profile_name == "<script>x</script>"  # stored as given; escaped where it is shown
