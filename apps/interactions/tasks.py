@@ -14,7 +14,7 @@ from .services import (
     outbound_deliver,
 )
 from .services.delivery import DeliveryRetryLater
-from .services.enqueue import deliveries_inline
+from .services.enqueue import deliveries_inline, inbound_inline
 
 
 @dramatiq.actor(
@@ -30,8 +30,9 @@ def inbound_process_task(message_id: int) -> None:
     queue_name="default", max_retries=settings.INBOUND_MAX_RETRIES, min_backoff=settings.TASK_MIN_BACKOFF_MS
 )
 def inbound_deliveries_materialize_task(delivery_id: int) -> None:
-    # A webhook's deferred delivery becomes its contact and message rows; their processing is enqueued on commit.
-    inbound_deliveries_materialize(delivery_id=delivery_id)
+    # A webhook's deferred delivery becomes its contact and message rows, then is processed in this same task.
+    with inbound_inline():
+        inbound_deliveries_materialize(delivery_id=delivery_id)
 
 
 @dramatiq.actor(

@@ -11,9 +11,18 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.channels.base import InboundEvent, Media, MessageKind
-from apps.interactions.models import Contact, Direction, InboundDelivery, Interaction, Message, WebhookLog
+from apps.interactions.models import (
+    Contact,
+    Direction,
+    InboundDelivery,
+    Interaction,
+    Message,
+    MessageStatus,
+    WebhookLog,
+)
 from apps.interactions.services import inbound_deliveries_materialize, sweeper_run
 from apps.interactions.services.deferred import delivery_decode, delivery_encode
+from apps.interactions.tasks import inbound_deliveries_materialize_task
 from tests.emulators.acs_events import received_event, webhook_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -143,3 +152,17 @@ def test_the_stored_delivery_gives_back_the_event_and_hostile_text_is_cleaned_wh
     assert "\x00" not in message.text and "\ud800" not in message.text and "مرحبا 🎉" in message.text
     assert message.media["location"] == {"latitude": -1.28, "longitude": 36.82}
     assert message.contact.profile_name == "<script>x</script>"  # stored as given; escaped where it is shown
+
+
+def test_the_workers_task_stores_and_answers_in_one_go_with_no_second_task(
+    client, acs_emulator, demo_templates, broker
+):
+    assert deliver(client, received_event(text="conferencia", sender=SENDER)).status_code == 200
+    broker.flush_all()
+    delivery_id = InboundDelivery.objects.get().pk
+
+    inbound_deliveries_materialize_task.fn(delivery_id)  # what the worker runs, in this thread
+
+    assert len(acs_emulator.deliveries) == 1  # answered inside the task
+    assert Message.objects.get(direction=Direction.INBOUND).status == MessageStatus.PROCESSED
+    assert all(broker.do_qsize(queue) == 0 for queue in ("default", "outbound"))  # nothing left for another task

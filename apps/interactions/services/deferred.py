@@ -68,6 +68,26 @@ def _insert_statement() -> str:
     )
 
 
+@cache
+def _take_statement() -> str:
+    table = InboundDelivery._meta.db_table
+    return (
+        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE sender = "
+        f"(SELECT sender FROM {table} WHERE id = %s) AND id <= %s ORDER BY id FOR UPDATE) "
+        "RETURNING id, channel, delivery"
+    )
+
+
+def deliveries_take(delivery_id: int) -> list[tuple[int, str, str]]:
+    """Delete and return (id, channel, delivery) of `delivery_id` and its sender's earlier waiting deliveries.
+
+    Run it inside the transaction that stores them, so a failure puts them back.
+    """
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(_take_statement(), [delivery_id, delivery_id])
+        return cursor.fetchall()
+
+
 def delivery_defer(*, event: InboundEvent, log: dict) -> bool:
     """Store `event` (one inbound message) and its WebhookLog fields `log` for the worker; enqueue on commit.
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _inline_deliveries = contextvars.ContextVar("relay_inline_deliveries", default=False)
+_inline_inbound = contextvars.ContextVar("relay_inline_inbound", default=False)
 
 
 @contextlib.contextmanager
@@ -37,6 +38,20 @@ def deliveries_inline() -> Iterator[None]:
         yield
     finally:
         _inline_deliveries.reset(token)
+
+
+@contextlib.contextmanager
+def inbound_inline() -> Iterator[None]:
+    """Within this block, inbound messages stored by events_ingest are processed by this thread after commit.
+
+    The worker's step for deferred webhook deliveries uses it: the message it has just stored is processed in
+    the same task instead of a second one (a broker round trip, a task and a queue wait less per message).
+    """
+    token = _inline_inbound.set(True)
+    try:
+        yield
+    finally:
+        _inline_inbound.reset(token)
 
 
 def _send(actor_name: str, message_id: int, *, delay_ms: int | None = None) -> bool:
@@ -67,10 +82,25 @@ def _deliver_inline(message_id: int, known: KnownOutbound | None = None) -> None
         _send("outbound_deliver_task", message_id)
 
 
+def _process_inline(message_id: int) -> None:
+    from .pipeline import inbound_process
+
+    try:
+        with deliveries_inline():
+            inbound_process(message_id=message_id)
+    except Exception:
+        # The message is committed: the inbound actor retries it (and the sweeper is behind that).
+        logger.exception("inline processing of inbound %s failed; handing it to the inbound actor", message_id)
+        _send("inbound_process_task", message_id)
+
+
 def enqueue_on_commit(actor_name: str, message_id: int) -> None:
     """Enqueue `tasks.<actor_name>(message_id)` once the current transaction commits (now, outside one)."""
     if actor_name == "outbound_deliver_task" and _inline_deliveries.get():
         transaction.on_commit(lambda: _deliver_inline(message_id))
+        return
+    if actor_name == "inbound_process_task" and _inline_inbound.get():
+        transaction.on_commit(lambda: _process_inline(message_id))
         return
     transaction.on_commit(lambda: _send(actor_name, message_id))
 

@@ -21,7 +21,6 @@ from apps.channels.base import (
 from ..models import (
     Contact,
     Direction,
-    InboundDelivery,
     Interaction,
     Message,
     MessageStatus,
@@ -30,7 +29,7 @@ from ..models import (
 )
 from .clean import db_json, db_text
 from .contacts import contact_resolve, phone_or_empty
-from .deferred import delivery_decode, delivery_defer
+from .deferred import deliveries_take, delivery_decode, delivery_defer
 from .enqueue import enqueue_on_commit
 from .ingest_sql import inbound_store_one_statement
 
@@ -344,24 +343,18 @@ def _events_ingest_orm(
 @transaction.atomic
 def inbound_deliveries_materialize(*, delivery_id: int) -> int:
     """Store delivery `delivery_id` and its sender's earlier ones (in id order) as contact, message and WebhookLog
-    rows, the webhook's direct path; delete them; enqueue the messages' processing on commit. Returns how many.
+    rows, the webhook's direct path, and delete them; the messages' processing follows the commit (enqueued, or
+    in this thread within enqueue.inbound_inline, as the worker's task does). Returns how many.
 
     Taking the sender's earlier deliveries too keeps arrival order when tasks run out of order; their rows are
     locked in id order, so a concurrent task for one of them waits, then finds it gone and does nothing.
     """
-    sender = InboundDelivery.objects.filter(pk=delivery_id).values_list("sender", flat=True).first()
-    if sender is None:
-        return 0  # stored already, by the task of a later delivery of the same sender
-    rows = list(
-        InboundDelivery.objects.select_for_update()
-        .filter(sender=sender, pk__lte=delivery_id)
-        .order_by("pk")
-        .values_list("pk", "channel", "delivery")
-    )
+    # One statement takes them: locked in id order (so two tasks of one sender cannot deadlock), then deleted;
+    # none when a later delivery's task of the same sender took this one already.
+    rows = sorted(deliveries_take(delivery_id))
     for _, channel, text in rows:
         event, log = delivery_decode(text)
         events_ingest(channel=channel, events=[event], log=log)
-    InboundDelivery.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
     return len(rows)
 
 
