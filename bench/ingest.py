@@ -193,6 +193,7 @@ def run(*, quick: bool = False, targets: tuple[str, ...] | None = None) -> dict:
         "server": f"{server_config}, GUNICORN_MAX_REQUESTS=0 (no worker recycling during the measurement)",
         "targets": results,
         "target": "webhook >= 70% of durable baseline throughput; p99 <= 50 ms at half load",
+        "webhook_deferred_ingest": env.get("WEBHOOK_DEFERRED_INGEST", "false (default)"),
         **({} if targets == TARGETS else {"result_name": "ingest_targets"}),
     }
 

@@ -31,6 +31,11 @@ SENDER = "254700000031"
 PHONE = "+254700000031"
 
 
+@pytest.fixture(autouse=True)
+def _deferred(settings):
+    settings.WEBHOOK_DEFERRED_INGEST = True
+
+
 def deliver(client, event):
     return client.post(webhook_url(), json.dumps([event]), content_type="application/json")
 
