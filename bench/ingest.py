@@ -34,8 +34,8 @@ ROUNDS = 3
 
 
 def inbound_rows(env: dict[str, str], channel: str) -> int:
-    """Inbound messages of `channel` persisted: stored as messages, or as deliveries waiting for the worker (the
-    webhooks defer by default, WEBHOOK_DEFERRED_INGEST, and no worker runs in P1)."""
+    """Inbound messages of `channel` persisted: stored as messages, or as deliveries waiting for the worker (with
+    WEBHOOK_DEFERRED_INGEST on; no worker runs in P1)."""
     import psycopg
 
     url = env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)

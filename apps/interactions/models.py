@@ -249,6 +249,7 @@ class InboundDelivery(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["sender", "id"], name="inbound_delivery_sender")]
+        verbose_name_plural = "inbound deliveries"
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.channel} delivery waiting for the worker"

@@ -80,3 +80,4 @@ def test_waiting_deliveries_are_listed_with_masked_senders_and_shown_escaped(sta
     assert detail.status_code == 200
     assert "<script>alert(1)</script>" not in detail.content.decode()
     assert staff_client.get("/admin/interactions/inbounddelivery/add/").status_code == 403
+    assert "Inbound deliveries" in staff_client.get("/admin/").content.decode()

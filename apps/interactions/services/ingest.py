@@ -18,15 +18,7 @@ from apps.channels.base import (
     StatusEvent,
 )
 
-from ..models import (
-    Contact,
-    Direction,
-    Interaction,
-    Message,
-    MessageStatus,
-    StatusUpdate,
-    WebhookLog,
-)
+from ..models import Contact, Direction, Interaction, Message, MessageStatus, StatusUpdate, WebhookLog
 from .clean import db_json, db_text
 from .contacts import contact_resolve, phone_or_empty
 from .deferred import deliveries_take, delivery_decode, delivery_defer
