@@ -141,7 +141,11 @@ class AcsChannel(Channel):
             return pipeline_response.http_response, deserialized
 
         try:
-            response, chunks = client.download_media(media.provider_id, cls=keep_response, **outbound.timeouts(config))
+            # A GET is safe to repeat: one retry of a connection error (a pooled keep-alive connection the server
+            # had just closed), never of an HTTP status, which the media actor's own retries handle.
+            response, chunks = client.download_media(
+                media.provider_id, cls=keep_response, retry_total=1, retry_status=0, **outbound.timeouts(config)
+            )
         except Exception as exc:
             raise outbound.error_map(exc) from exc
         try:
