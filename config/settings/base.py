@@ -134,6 +134,8 @@ DRAMATIQ_MIDDLEWARE = [
     "django_dramatiq.middleware.DbConnectionsMiddleware",
     # Worker heartbeat (cache key worker:heartbeat) and the sweeper that re-enqueues work left behind.
     "apps.interactions.middleware.WorkerMaintenance",
+    # One worker process LISTENs for deferred webhook deliveries and sends their tasks (WEBHOOK_DEFERRED_INGEST).
+    "apps.interactions.pump.DeliveryPump",
     # Refreshes the statistics rollups every ROLLUP_REFRESH_INTERVAL_SECONDS.
     "apps.interactions.statistics.middleware.RollupsRefresher",
 ]
@@ -208,6 +210,9 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_048_576)
 # messages visible only once a worker has taken them. Off (default): the webhook stores those rows itself. See
 # apps/interactions/services/deferred.py and the README's P1 / P2 figures.
 WEBHOOK_DEFERRED_INGEST = env.bool("WEBHOOK_DEFERRED_INGEST", default=False)
+# How often a worker that is not the delivery pump (apps/interactions/pump.py) tries to become it, and how soon a
+# pump that lost its database connection tries again.
+DELIVERY_PUMP_STANDBY_SECONDS = env.float("DELIVERY_PUMP_STANDBY_SECONDS", default=5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

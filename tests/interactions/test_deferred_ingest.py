@@ -4,6 +4,7 @@ message and WebhookLog rows from it, in the sender's arrival order, once per pro
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -20,10 +21,13 @@ from apps.interactions.models import (
     MessageStatus,
     WebhookLog,
 )
+from apps.interactions.pump import DeliveryPump
 from apps.interactions.services import inbound_deliveries_materialize, sweeper_run
-from apps.interactions.services.deferred import delivery_decode, delivery_encode
+from apps.interactions.services.deferred import NOTIFY_CHANNEL, delivery_decode, delivery_encode
 from apps.interactions.tasks import inbound_deliveries_materialize_task
 from tests.emulators.acs_events import received_event, webhook_url
+
+from .outages import redis_unreachable
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,20 +44,34 @@ def deliver(client, event):
     return client.post(webhook_url(), json.dumps([event]), content_type="application/json")
 
 
-def test_the_webhook_stores_one_row_and_the_worker_makes_the_message_and_answers(
+def pump_of(broker) -> DeliveryPump:
+    return next(m for m in broker.middleware if isinstance(m, DeliveryPump))
+
+
+def until(condition, *, timeout: float = 10.0) -> None:
+    """Poll `condition` until it holds, failing at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_webhook_stores_one_row_and_a_worker_that_starts_later_makes_the_message_and_answers(
     client, acs_emulator, demo_templates, broker, request
 ):
     with CaptureQueriesContext(connection) as queries:
         response = deliver(client, received_event(text="¿Cuándo es la conferencia?", sender=SENDER))
 
     assert response.status_code == 200
-    assert len(queries) == 1 and queries[0]["sql"].startswith("INSERT INTO")
+    # One statement: the row and its notification (no broker call from the webhook).
+    assert len(queries) == 1 and queries[0]["sql"].startswith("WITH stored AS (INSERT INTO")
     delivery = InboundDelivery.objects.get()
     assert (delivery.channel, delivery.sender) == ("acs", PHONE)
     assert "eventgrid" not in delivery.delivery.lower()  # the ?code= secret is in no stored header or path
     assert not Message.objects.exists() and not Contact.objects.exists() and not WebhookLog.objects.exists()
-    assert broker.do_qsize("default") == 1
+    assert all(broker.do_qsize(queue) == 0 for queue in ("default", "outbound"))
 
+    # No worker heard the notification: the pump of the worker that starts now catches up on what waits.
     request.getfixturevalue("drain")()
 
     message = Message.objects.get(direction=Direction.INBOUND)
@@ -96,9 +114,61 @@ def test_a_later_task_stores_the_senders_earlier_deliveries_first(client, acs_em
     assert list(InboundDelivery.objects.values_list("pk", flat=True)) == [others]  # another sender's waits
 
 
-def test_a_delivery_whose_enqueue_was_lost_is_swept_and_answered(client, acs_emulator, demo_templates, broker, request):
+def test_a_running_workers_pump_sends_each_notified_delivery_at_once(
+    client, acs_emulator, demo_templates, broker, worker
+):
+    pump = pump_of(broker)
+    assert pump.leading.wait(10)
+    with connection.cursor() as cursor:  # a stray notification is ignored, not fatal to the pump
+        cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}, 'not-an-id'")
+
+    for text in ("conferencia", "evento"):
+        assert deliver(client, received_event(text=text, sender=SENDER)).status_code == 200
+    until(lambda: len(acs_emulator.deliveries) == 2)
+
+    texts = list(Message.objects.filter(direction=Direction.INBOUND).order_by("pk").values_list("text", flat=True))
+    assert texts == ["conferencia", "evento"]
+    until(lambda: not InboundDelivery.objects.exists())
+    assert pump.leading.is_set()
+
+
+def test_with_the_broker_away_the_pump_catches_up_when_it_returns(
+    client, acs_emulator, demo_templates, broker, worker, drain, caplog
+):
+    assert pump_of(broker).leading.wait(10)
+    with redis_unreachable(broker):
+        assert deliver(client, received_event(text="conferencia", sender=SENDER)).status_code == 200
+        until(lambda: "could not enqueue inbound_deliveries_materialize_task" in caplog.text)
+        assert InboundDelivery.objects.count() == 1  # kept: nothing is lost while the broker is away
+
+    drain()  # the pump retries every second; no sweeper here
+
+    assert Message.objects.filter(direction=Direction.INBOUND).count() == 1
+    assert len(acs_emulator.deliveries) == 1
+    assert not InboundDelivery.objects.exists()
+
+
+def test_one_worker_pumps_and_another_takes_over_when_it_stops(settings):
+    settings.DELIVERY_PUMP_STANDBY_SECONDS = 0.05
+    pumps = [DeliveryPump(), DeliveryPump()]
+    try:
+        for pump in pumps:
+            pump.start()
+        until(lambda: any(p.leading.is_set() for p in pumps))
+        [leader] = [p for p in pumps if p.leading.is_set()]
+        [standby] = [p for p in pumps if p is not leader]
+        assert not standby.leading.wait(0.3)  # the lock is held: the other stands by
+
+        leader.stop()
+
+        assert standby.leading.wait(10)
+    finally:
+        for pump in pumps:
+            pump.stop()
+
+
+def test_a_delivery_no_pump_heard_is_swept_and_answered(client, acs_emulator, demo_templates, broker, request):
     assert deliver(client, received_event(text="conferencia", sender=SENDER)).status_code == 200
-    broker.flush_all()  # the broker lost the task (or was down when the webhook enqueued it)
 
     report = sweeper_run(older_than_seconds=0)
     request.getfixturevalue("drain")()

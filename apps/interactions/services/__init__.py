@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .ai import ai_reply_abandon, ai_reply_process, assistant_services
 from .contacts import contact_opt_in, contact_opt_out, contact_resolve
+from .deferred import deliveries_wake
 from .delivery import DeliveryRetryLater, outbound_deliver
 from .ingest import (
     STATUS_RANK,
@@ -43,6 +44,7 @@ __all__ = [
     "contact_opt_out",
     "contact_resolve",
     "conversation_window_open",
+    "deliveries_wake",
     "events_ingest",
     "fallback_reply",
     "headers_redact",

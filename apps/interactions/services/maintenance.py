@@ -9,11 +9,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
-from ..models import Direction, InboundDelivery, Message, MessageStatus, StatusUpdate, WebhookLog
+from ..models import Direction, Message, MessageStatus, StatusUpdate, WebhookLog
 from .ai import ai_reply_abandon
+from .deferred import deliveries_latest
 from .enqueue import enqueue_now
 from .pipeline import ai_waiting_interactions
 
@@ -59,12 +59,7 @@ def sweeper_run(*, older_than_seconds: int) -> SweepReport:
     (a delivery's task, all of its sender's earlier deliveries), so that is what is sent.
     """
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    deliveries = (
-        InboundDelivery.objects.filter(created_at__lte=cutoff)
-        .values("sender")
-        .annotate(last=Max("pk"))
-        .values_list("sender", "last")
-    )
+    deliveries = deliveries_latest(older_than_seconds=older_than_seconds)
     inbound = (
         Message.objects.filter(direction=Direction.INBOUND, status=MessageStatus.RECEIVED, updated_at__lte=cutoff)
         .order_by("contact_id", "received_at", "id")
