@@ -4,18 +4,28 @@ ORM path they replace: same rows, same rules, and the fallbacks for what they do
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import timedelta
 
 import dramatiq
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.channels.base import DeliveryStatus, InboundEvent, StatusEvent
-from apps.interactions.models import Contact, Message, MessageStatus, WebhookLog
-from apps.interactions.services import events_ingest, outbound_deliver, status_record
+from apps.channels.base import DeliveryStatus, InboundEvent, Media, MessageKind, StatusEvent
+from apps.interactions.models import Contact, InboundDelivery, Message, MessageStatus, WebhookLog
+from apps.interactions.services import (
+    events_ingest,
+    headers_redact,
+    inbound_deliveries_materialize,
+    outbound_deliver,
+    status_record,
+)
+from apps.interactions.services.deferred import delivery_defer
+from apps.interactions.services.ingest import inbound_fields, webhook_log_fields
+from apps.interactions.services.ingest_sql import Stored, inbound_store_one_statement
 
 from .factories import ContactFactory, InboundMessageFactory, InteractionFactory, OutboundMessageFactory
 
@@ -162,6 +172,148 @@ def test_concurrent_first_messages_from_one_number_make_one_contact():
     assert errors == []
     assert Contact.objects.count() == 1
     assert Message.objects.count() == 4
+
+
+# --- deferred deliveries: stored and taken by one statement ------------------------------------------------
+
+
+def defer(item: InboundEvent) -> int:
+    """The webhook's step with deferred ingest: the delivery row; returns its id."""
+    assert delivery_defer(event=item, log={**LOG, "headers": headers_redact(LOG["headers"]), "status_code": 200})
+    return InboundDelivery.objects.latest("pk").pk
+
+
+def stored_rows(message: Message) -> dict:
+    """What a stored message leaves behind, without keys and clocks."""
+    skip = {"id", "contact", "created_at", "updated_at"}
+    row = {f.attname: getattr(message, f.attname) for f in Message._meta.concrete_fields if f.name not in skip}
+    contact = message.contact
+    row["contact"] = (contact.phone, contact.bsuid, contact.profile_name, contact.channel, contact.last_inbound_at)
+    return row
+
+
+def test_a_deferred_delivery_is_stored_with_the_rows_the_webhook_would_have_written():
+    rich = {
+        "received_at": timezone.now() - timedelta(minutes=5),
+        "kind": MessageKind.IMAGE,
+        "text": "مرحبا 🎉 <b>",
+        "media": Media(mime_type="image/jpeg", provider_id="m-1", caption="foto"),
+        "payload": "btn-1",
+        "latitude": -1.28,
+        "longitude": 36.82,
+        "raw": {"id": "x", "nested": [{"a": 1}]},
+    }
+    other = "+254700000002"
+    direct = ingest(event(provider_message_id="direct-1", **rich)).messages[0]
+    delivery_id = defer(event(provider_message_id="deferred-1", sender_phone=other, **rich))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert inbound_deliveries_materialize(delivery_id=delivery_id) == 1
+
+    # The sender's waiting deliveries, then one statement that stores this one and deletes its row.
+    assert len(queries.captured_queries) == 2
+    assert not InboundDelivery.objects.exists()
+    deferred = Message.objects.get(provider_message_id="deferred-1")
+    direct = Message.objects.get(pk=direct.pk)
+    expected = stored_rows(direct)
+    expected.update(provider_message_id="deferred-1", contact=(other, *expected["contact"][1:]))
+    assert stored_rows(deferred) == expected
+    first, second = WebhookLog.objects.order_by("pk")
+    skip = {"id", "created_at"}
+    assert {f.attname: getattr(second, f.attname) for f in WebhookLog._meta.concrete_fields if f.name not in skip} == {
+        f.attname: getattr(first, f.attname) for f in WebhookLog._meta.concrete_fields if f.name not in skip
+    }
+
+
+def test_a_deferred_delivery_already_taken_stores_nothing():
+    item = event()
+    delivery_id = defer(item)
+    InboundDelivery.objects.filter(pk=delivery_id).delete()  # another task stored it after this one listed it
+    contact_keywords, fields = inbound_fields(item)
+
+    result = inbound_store_one_statement(
+        contact_keywords=contact_keywords,
+        fields=fields,
+        log=webhook_log_fields(channel="acs", events=1, status_code=200, **LOG),
+        take=delivery_id,
+    )
+
+    assert result == Stored(message=None, taken=False)
+    assert not Message.objects.exists() and not WebhookLog.objects.exists() and not Contact.objects.exists()
+    assert inbound_deliveries_materialize(delivery_id=delivery_id) == 0
+
+
+def test_a_deferred_delivery_another_task_is_storing_is_stored_once():
+    """Two tasks meet on one delivery: the second's DELETE waits for the first's commit, then takes nothing."""
+    delivery_id = defer(event())
+    holder_pid = {}
+    results = []
+    commit = threading.Event()
+
+    def first_task():
+        try:
+            with transaction.atomic():  # the first task, stopped just before its commit
+                holder_pid["pid"] = connection.connection.info.backend_pid
+                results.append(("first", inbound_deliveries_materialize(delivery_id=delivery_id)))
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    def second_task():
+        try:
+            results.append(("second", inbound_deliveries_materialize(delivery_id=delivery_id)))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_task)
+    first.start()
+    deadline = time.monotonic() + 10
+    while not results:  # the first has stored it (uncommitted)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    second = threading.Thread(target=second_task)
+    second.start()
+    with connection.cursor() as cursor:  # the second is blocked on the first's row lock
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND %s = ANY(pg_blocking_pids(pid))",
+                [holder_pid["pid"]],
+            )
+            if cursor.fetchone()[0]:
+                break
+            assert time.monotonic() < deadline, "the second task never waited"
+            time.sleep(0.01)
+    commit.set()
+    first.join()
+    second.join()
+
+    assert sorted(results) == [("first", 1), ("second", 0)]
+    assert Message.objects.count() == 1 and WebhookLog.objects.count() == 1
+    assert not InboundDelivery.objects.exists()
+
+
+def test_a_deferred_bsuid_new_to_a_known_phone_falls_back_and_links_them():
+    by_phone = ContactFactory(phone=PHONE, bsuid=None)
+
+    assert inbound_deliveries_materialize(delivery_id=defer(event(sender_bsuid=BSUID))) == 1
+
+    contact = Contact.objects.get()
+    assert (contact.pk, contact.phone, contact.bsuid) == (by_phone.pk, PHONE, BSUID)
+    assert Message.objects.get().contact_id == by_phone.pk
+    assert WebhookLog.objects.count() == 1
+    assert not InboundDelivery.objects.exists()
+
+
+def test_a_deferred_delivery_from_a_known_contact_updates_it_like_the_direct_path():
+    contact = ContactFactory(phone=PHONE, profile_name="Old", channel="twilio", last_inbound_at=None)
+    later = timezone.now()
+
+    assert inbound_deliveries_materialize(delivery_id=defer(event(received_at=later, profile_name="New"))) == 1
+
+    contact.refresh_from_db()
+    assert (contact.profile_name, contact.channel, contact.last_inbound_at) == ("New", "acs", later)
+    assert Contact.objects.count() == 1
 
 
 # --- outbound: claim and sent record ------------------------------------------------------------------------

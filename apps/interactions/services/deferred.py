@@ -79,23 +79,25 @@ def _insert_statement() -> str:
 
 
 @cache
-def _take_statement() -> str:
+def _waiting_statement() -> str:
     table = InboundDelivery._meta.db_table
     return (
-        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE sender = "
-        f"(SELECT sender FROM {table} WHERE id = %s) AND id <= %s ORDER BY id FOR UPDATE) "
-        "RETURNING id, channel, delivery"
+        f"SELECT id, channel, delivery FROM {table} WHERE sender = (SELECT sender FROM {table} WHERE id = %s) "
+        "AND id <= %s ORDER BY id"
     )
 
 
-def deliveries_take(delivery_id: int) -> list[tuple[int, str, str]]:
-    """Delete and return (id, channel, delivery) of `delivery_id` and its sender's earlier waiting deliveries.
-
-    Run it inside the transaction that stores them, so a failure puts them back.
-    """
+def deliveries_waiting(delivery_id: int) -> list[tuple[int, str, str]]:
+    """(id, channel, delivery) of `delivery_id` and its sender's earlier waiting deliveries, oldest first; none
+    when it is gone. Not locked: whoever stores one deletes it in the same statement (ingest_sql's `take`)."""
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute(_take_statement(), [delivery_id, delivery_id])
+        cursor.execute(_waiting_statement(), [delivery_id, delivery_id])
         return cursor.fetchall()
+
+
+def delivery_delete(delivery_id: int) -> bool:
+    """Delete a waiting delivery (inside the transaction that stores it); False if another task took it."""
+    return InboundDelivery.objects.filter(pk=delivery_id).delete()[0] > 0
 
 
 def deliveries_latest(*, older_than_seconds: int = 0) -> list[tuple[str, int]]:

@@ -21,7 +21,7 @@ from apps.channels.base import (
 from ..models import Contact, Direction, Interaction, Message, MessageStatus, StatusUpdate, WebhookLog
 from .clean import db_json, db_text
 from .contacts import contact_resolve, phone_or_empty
-from .deferred import deliveries_take, delivery_decode, delivery_defer
+from .deferred import deliveries_waiting, delivery_decode, delivery_defer, delivery_delete
 from .enqueue import enqueue_on_commit
 from .ingest_sql import inbound_store_one_statement
 
@@ -332,22 +332,39 @@ def _events_ingest_orm(
     return IngestResult(messages=messages, duplicates=duplicates, statuses=statuses, skipped=skipped)
 
 
-@transaction.atomic
 def inbound_deliveries_materialize(*, delivery_id: int) -> int:
-    """Store delivery `delivery_id` and its sender's earlier ones (in id order) as contact, message and WebhookLog
-    rows, the webhook's direct path, and delete them; the messages' processing follows the commit (enqueued, or
-    in this thread within enqueue.inbound_inline, as the worker's task does). Returns how many.
+    """Store delivery `delivery_id` and its sender's earlier ones (oldest first) as contact, message and WebhookLog
+    rows, the webhook's direct path, each deleted as it is stored; each message's processing follows its commit
+    (enqueued, or in this thread within enqueue.inbound_inline, as the worker's task does). Returns how many this
+    call stored.
 
-    Taking the sender's earlier deliveries too keeps arrival order when tasks run out of order; their rows are
-    locked in id order, so a concurrent task for one of them waits, then finds it gone and does nothing.
+    Taking the sender's earlier deliveries too keeps arrival order when tasks run out of order. Each delivery is
+    stored and deleted by one statement (ingest_sql's `take`), so a task that meets one another task is storing
+    waits for that commit, then finds it gone and stores nothing; the next of its list comes after it either way.
     """
-    # One statement takes them: locked in id order (so two tasks of one sender cannot deadlock), then deleted;
-    # none when a later delivery's task of the same sender took this one already.
-    rows = sorted(deliveries_take(delivery_id))
-    for _, channel, text in rows:
+    stored = 0
+    for pk, channel, text in deliveries_waiting(delivery_id):
         event, log = delivery_decode(text)
-        events_ingest(channel=channel, events=[event], log=log)
-    return len(rows)
+        stored += _delivery_store(delivery_id=pk, channel=channel, event=event, log=log)
+    return stored
+
+
+def _delivery_store(*, delivery_id: int, channel: str, event: InboundEvent, log: dict) -> bool:
+    contact_keywords, fields = inbound_fields(event)
+    log_fields = webhook_log_fields(channel=channel, events=1, **log)
+    result = inbound_store_one_statement(
+        contact_keywords=contact_keywords, fields=fields, log=log_fields, take=delivery_id
+    )
+    if result is not None:
+        if result.taken and result.message is None:
+            logger.info("duplicate %s delivery of %s ignored", channel, event.provider_message_id)
+        return result.taken
+    # The general way (a contact to link, no usable sender): the delivery's deletion in the same transaction.
+    with transaction.atomic():
+        if not delivery_delete(delivery_id):
+            return False
+        _events_ingest_orm(channel=channel, events=[event], log=log)
+    return True
 
 
 def webhook_log_fields(
