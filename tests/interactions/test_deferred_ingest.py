@@ -241,3 +241,41 @@ def test_the_workers_task_stores_and_answers_in_one_go_with_no_second_task(
     assert len(acs_emulator.deliveries) == 1  # answered inside the task
     assert Message.objects.get(direction=Direction.INBOUND).status == MessageStatus.PROCESSED
     assert all(broker.do_qsize(queue) == 0 for queue in ("default", "outbound"))  # nothing left for another task
+
+
+def test_an_unreadable_delivery_goes_to_the_webhook_log_and_does_not_hold_the_senders_later_ones(
+    client, acs_emulator, demo_templates, broker
+):
+    InboundDelivery.objects.create(channel="acs", sender=PHONE, delivery='{"event": {"channel": "acs"}')  # cut off
+    assert deliver(client, received_event(text="conferencia", sender=SENDER)).status_code == 200
+    later = InboundDelivery.objects.latest("pk").pk
+
+    assert inbound_deliveries_materialize_task.fn(later) is None  # no exception: nothing for Dramatiq to retry
+
+    assert Message.objects.get(direction=Direction.INBOUND).text == "conferencia"
+    assert len(acs_emulator.deliveries) == 1
+    unreadable = WebhookLog.objects.exclude(error="").get()
+    assert unreadable.body == '{"event": {"channel": "acs"}'  # kept as it was stored, for an operator
+    assert "unreadable" in unreadable.error and "JSONDecodeError" in unreadable.error
+    assert not InboundDelivery.objects.exists()
+
+
+def test_a_delivery_stored_by_another_release_is_read(broker):
+    """A delivery that waited across a deploy: a field this release does not know, an optional one missing."""
+    event = InboundEvent(
+        channel="acs",
+        provider_message_id="old-release-1",
+        sender_phone=PHONE,
+        sender_bsuid="",
+        received_at=datetime(2026, 12, 3, 9, 30, tzinfo=UTC),
+        text="hola",
+        media=Media(mime_type="image/jpeg", provider_id="m-1"),
+    )
+    data = json.loads(delivery_encode(event, {"method": "POST", "path": "/p/", "headers": {}, "body": "{}"}))
+    data["event"]["sentiment"] = "positive"  # a newer release's field
+    data["event"]["media"]["thumbnail"] = "t.jpg"
+    del data["event"]["reply_to"], data["event"]["latitude"]  # an older release's row
+
+    decoded, _ = delivery_decode(json.dumps(data))
+
+    assert decoded == event

@@ -52,12 +52,25 @@ def delivery_encode(event: InboundEvent, log: dict) -> str:
 
 
 def delivery_decode(text: str) -> tuple[InboundEvent, dict]:
+    """The event and WebhookLog fields of a stored delivery. Tolerates a row written by another release (one
+    that waited across a deploy): fields this release does not know are dropped, missing ones take their
+    defaults. Raises ValueError, KeyError or TypeError for a row it cannot read."""
     data = json.loads(text)
-    values = data["event"]
-    values["received_at"] = datetime.fromisoformat(values["received_at"]) if values["received_at"] else None
-    values["media"] = Media(**values["media"]) if values["media"] else None
-    values["kind"] = MessageKind(values["kind"])
+    known = _event_fields()
+    values = {key: value for key, value in data["event"].items() if key in known}
+    if values.get("received_at"):
+        values["received_at"] = datetime.fromisoformat(values["received_at"])
+    if values.get("media"):
+        media_fields = {f.name for f in dataclasses.fields(Media)}
+        values["media"] = Media(**{k: v for k, v in values["media"].items() if k in media_fields})
+    if "kind" in values:
+        values["kind"] = MessageKind(values["kind"])
     return InboundEvent(**values), data["log"]
+
+
+@cache
+def _event_fields() -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(InboundEvent))
 
 
 def delivery_sender(event: InboundEvent) -> str:

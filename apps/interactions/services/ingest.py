@@ -344,9 +344,34 @@ def inbound_deliveries_materialize(*, delivery_id: int) -> int:
     """
     stored = 0
     for pk, channel, text in deliveries_waiting(delivery_id):
-        event, log = delivery_decode(text)
+        try:
+            event, log = delivery_decode(text)
+        except (ValueError, KeyError, TypeError) as exc:
+            # Retrying cannot help, and it must not hold the sender's later deliveries: logged as it was stored.
+            stored += _delivery_unreadable(delivery_id=pk, channel=channel, text=text, error=exc)
+            continue
         stored += _delivery_store(delivery_id=pk, channel=channel, event=event, log=log)
     return stored
+
+
+def _delivery_unreadable(*, delivery_id: int, channel: str, text: str, error: Exception) -> bool:
+    """Move a waiting delivery this release cannot read to the WebhookLog (its stored text as the body, the
+    error beside it), where an operator can find and replay it, and delete it."""
+    logger.error("waiting delivery %s (%s) is unreadable, moved to the webhook log: %r", delivery_id, channel, error)
+    with transaction.atomic():
+        if not delivery_delete(delivery_id):
+            return False
+        webhook_log_write(
+            channel=channel,
+            method="POST",
+            path="",
+            headers={},
+            body=text,
+            status_code=200,  # what the provider was answered
+            events=1,
+            error=f"stored delivery unreadable ({type(error).__name__}: {error})",
+        )
+    return True
 
 
 def _delivery_store(*, delivery_id: int, channel: str, event: InboundEvent, log: dict) -> bool:
