@@ -42,8 +42,10 @@ def _broker() -> dict:
     if client is not None:
         client.ping()
     detail = {"backend": type(broker).__name__}
-    heartbeat = cache.get("worker:heartbeat")
-    detail["worker_heartbeat"] = heartbeat
+    detail["worker_heartbeat"] = cache.get("worker:heartbeat")
+    # The worker that sends deferred webhook deliveries' tasks (WEBHOOK_DEFERRED_INGEST): {at, host, pid}, or
+    # null while no worker holds that role (waiting deliveries then wait; admin lists them).
+    detail["delivery_pump"] = cache.get("worker:delivery-pump")
     return detail
 
 

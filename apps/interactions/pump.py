@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import socket
 import threading
 import time
 
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 PUMP_LOCK_KEY = 0x52454C4159
 CATCH_UP_RETRY_SECONDS = 1.0
 IDLE_CHECK_SECONDS = 30.0  # a quiet leader checks its connection this often (a dead peer sends no EOF)
+# The leader's heartbeat (cache key, read by /health/): when it last answered, and where it runs.
+HEARTBEAT_KEY = "worker:delivery-pump"
+HEARTBEAT_SECONDS = 10.0
 
 
 class DeliveryPump(dramatiq.Middleware):
@@ -101,7 +105,10 @@ class DeliveryPump(dramatiq.Middleware):
             cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
         self.leading.set()
         logger.info("delivery pump: this worker sends the deferred webhook deliveries' tasks")
-        self._pump(connection.connection)
+        try:
+            self._pump(connection.connection)
+        finally:
+            _heartbeat(clear=True)  # no longer the pump: /health/ shows none until another takes over
         return True
 
     def _pump(self, raw) -> None:
@@ -109,9 +116,12 @@ class DeliveryPump(dramatiq.Middleware):
         from .services.enqueue import enqueue_now
 
         behind = True  # what waited before this pump listened
-        next_catch_up = 0.0
+        next_catch_up = next_beat = 0.0
         last_activity = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() >= next_beat:
+                _heartbeat()
+                next_beat = time.monotonic() + HEARTBEAT_SECONDS
             # Notifications that arrived during a query are in psycopg's backlog: take them before waiting.
             ids = []
             for notify in raw.notifies(timeout=0):
@@ -131,7 +141,7 @@ class DeliveryPump(dramatiq.Middleware):
                 if sent:
                     logger.info("delivery pump: sent tasks for %s senders' waiting deliveries", sent)
                 continue
-            wait = CATCH_UP_RETRY_SECONDS if behind else IDLE_CHECK_SECONDS
+            wait = CATCH_UP_RETRY_SECONDS if behind else HEARTBEAT_SECONDS
             ready, _, _ = select.select([raw.fileno(), self._wake_read], [], [], wait)
             if self._wake_read in ready:
                 return
@@ -140,3 +150,17 @@ class DeliveryPump(dramatiq.Middleware):
             elif time.monotonic() - last_activity >= IDLE_CHECK_SECONDS:
                 raw.execute("SELECT 1")  # raises on a dead connection: the thread reconnects
                 last_activity = time.monotonic()
+
+
+def _heartbeat(*, clear: bool = False) -> None:
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    try:
+        if clear:
+            cache.delete(HEARTBEAT_KEY)
+            return
+        beat = {"at": timezone.now().isoformat(), "host": socket.gethostname(), "pid": os.getpid()}
+        cache.set(HEARTBEAT_KEY, beat, timeout=int(HEARTBEAT_SECONDS * 6))
+    except Exception:
+        logger.warning("delivery pump: could not write its heartbeat", exc_info=True)

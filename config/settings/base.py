@@ -205,10 +205,11 @@ if not DEBUG:
 # Webhook bodies above this are answered 413 before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_048_576)
-# On (PostgreSQL): a webhook stores a one-message delivery as one row and answers; the worker makes the contact,
-# message and WebhookLog rows. ~1.4x the webhook throughput per CPU, for ~5 % more CPU per message in all and new
-# messages visible only once a worker has taken them. Off (default): the webhook stores those rows itself. See
-# apps/interactions/services/deferred.py and the README's P1 / P2 figures.
+# On (PostgreSQL): a webhook stores a one-message delivery as one row (and a NOTIFY) and answers, without the
+# broker; a worker's delivery pump sends the task that makes the contact, message and WebhookLog rows. P1: the
+# webhooks at ~0.81-0.84 of the durable baseline against ~0.5 off; ~5 % more CPU per message in all, moved to the
+# worker, and new messages visible once a worker has taken them. Off (default): the webhook stores those rows
+# itself. See apps/interactions/services/deferred.py, apps/interactions/pump.py and the README's P1 / P2 figures.
 WEBHOOK_DEFERRED_INGEST = env.bool("WEBHOOK_DEFERRED_INGEST", default=False)
 # How often a worker that is not the delivery pump (apps/interactions/pump.py) tries to become it, and how soon a
 # pump that lost its database connection tries again.

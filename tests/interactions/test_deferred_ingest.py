@@ -4,6 +4,7 @@ message and WebhookLog rows from it, in the sender's arrival order, once per pro
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 
@@ -130,6 +131,8 @@ def test_a_running_workers_pump_sends_each_notified_delivery_at_once(
     assert texts == ["conferencia", "evento"]
     until(lambda: not InboundDelivery.objects.exists())
     assert pump.leading.is_set()
+    # /health/ names the worker that pumps (an ops engineer's check that deferred deliveries are being taken).
+    until(lambda: (client.get("/health/").json()["checks"]["broker"]["delivery_pump"] or {}).get("pid") == os.getpid())
 
 
 def test_with_the_broker_away_the_pump_catches_up_when_it_returns(
