@@ -26,3 +26,7 @@ OUTBOUND_RETRY_MAX_BACKOFF_MS = 2000
 AI_MAX_RETRIES = 2
 # Every test starts with a cleared cache; check the keyword index version on every match.
 MESSAGE_TEMPLATES_INDEX_CHECK_SECONDS = 0
+# Most tests post a webhook and look at the stored message at once: they run the direct path. The deferred path
+# (the production default) has its own tests, the both-ways ones switch it per test, and the reliability suite
+# runs each of its processes' tests both ways (tests/reliability/conftest.py sets this variable).
+WEBHOOK_DEFERRED_INGEST = env.bool("WEBHOOK_DEFERRED_INGEST", default=False)  # noqa: F405

@@ -200,8 +200,15 @@ class RedisServer:
             self.process = None
 
 
+@pytest.fixture(params=["deferred", "direct"])
+def ingest_mode(request) -> str:
+    """Every test of Relay's processes runs with both ways of ingesting a webhook delivery: deferred (the
+    production default: the delivery row, then the worker's pump) and direct (the webhook stores the message)."""
+    return request.param
+
+
 @pytest.fixture
-def stack_env(acs_emulator, twilio_emulator, meta_emulator) -> dict[str, str]:
+def stack_env(acs_emulator, twilio_emulator, meta_emulator, ingest_mode) -> dict[str, str]:
     """Environment of Relay's processes: the test database and Redis db, every channel on its emulator, and a
     fast sweeper so that recovery happens within a test's time."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ACS_", "TWILIO_", "META_"))}
@@ -233,6 +240,8 @@ def stack_env(acs_emulator, twilio_emulator, meta_emulator) -> dict[str, str]:
         "OUTBOUND_RETRY_BACKOFF_MS": "200",
         "TASK_MIN_BACKOFF_MS": "200",
         "CHANNEL_HTTP_TIMEOUT_SECONDS": "10",
+        "WEBHOOK_DEFERRED_INGEST": "true" if ingest_mode == "deferred" else "false",
+        "DELIVERY_PUMP_STANDBY_SECONDS": "1",
     }
 
 
