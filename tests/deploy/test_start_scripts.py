@@ -19,9 +19,10 @@ from django.core.cache import cache
 from dramatiq.brokers.redis import RedisBroker
 
 from apps.core.telemetry import TRACE_CONTEXT_OPTION
+from tests.support import free_port
 
 from .bicep import ROOT
-from .conftest import free_port, production_env
+from .conftest import production_env
 from .emulators import ApplicationInsightsIngestion
 
 pytestmark = pytest.mark.slow

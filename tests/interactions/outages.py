@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 from contextlib import contextmanager
 
 import redis
 
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.support import free_port
 
 
 @contextmanager
 def redis_unreachable(broker):
     """Redis goes away for the broker (as in an outage): its client points at a port nobody listens on."""
     pool = broker.client.connection_pool
-    broker.client.connection_pool = redis.ConnectionPool(host="127.0.0.1", port=closed_port(), socket_timeout=1)
+    broker.client.connection_pool = redis.ConnectionPool(host="127.0.0.1", port=free_port(), socket_timeout=1)
     try:
         yield
     finally:

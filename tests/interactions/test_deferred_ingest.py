@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -27,6 +26,7 @@ from apps.interactions.services import inbound_deliveries_materialize, sweeper_r
 from apps.interactions.services.deferred import NOTIFY_CHANNEL, delivery_decode, delivery_encode
 from apps.interactions.tasks import inbound_deliveries_materialize_task
 from tests.emulators.acs_events import received_event, webhook_url
+from tests.support import wait_until
 
 from .outages import redis_unreachable
 
@@ -47,14 +47,6 @@ def deliver(client, event):
 
 def pump_of(broker) -> DeliveryPump:
     return next(m for m in broker.middleware if isinstance(m, DeliveryPump))
-
-
-def until(condition, *, timeout: float = 10.0) -> None:
-    """Poll `condition` until it holds, failing at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_the_webhook_stores_one_row_and_a_worker_that_starts_later_makes_the_message_and_answers(
@@ -125,14 +117,19 @@ def test_a_running_workers_pump_sends_each_notified_delivery_at_once(
 
     for text in ("conferencia", "evento"):
         assert deliver(client, received_event(text=text, sender=SENDER)).status_code == 200
-    until(lambda: len(acs_emulator.deliveries) == 2)
+    wait_until(lambda: len(acs_emulator.deliveries) == 2, timeout=10, interval=0.01, what="both answered")
 
     texts = list(Message.objects.filter(direction=Direction.INBOUND).order_by("pk").values_list("text", flat=True))
     assert texts == ["conferencia", "evento"]
-    until(lambda: not InboundDelivery.objects.exists())
+    wait_until(lambda: not InboundDelivery.objects.exists(), timeout=10, interval=0.01, what="deliveries taken")
     assert pump.leading.is_set()
     # /health/ names the worker that pumps (an ops engineer's check that deferred deliveries are being taken).
-    until(lambda: (client.get("/health/").json()["checks"]["broker"]["delivery_pump"] or {}).get("pid") == os.getpid())
+    wait_until(
+        lambda: (client.get("/health/").json()["checks"]["broker"]["delivery_pump"] or {}).get("pid") == os.getpid(),
+        timeout=10,
+        interval=0.05,
+        what="the pump in /health/",
+    )
 
 
 def test_with_the_broker_away_the_pump_catches_up_when_it_returns(
@@ -141,7 +138,12 @@ def test_with_the_broker_away_the_pump_catches_up_when_it_returns(
     assert pump_of(broker).leading.wait(10)
     with redis_unreachable(broker):
         assert deliver(client, received_event(text="conferencia", sender=SENDER)).status_code == 200
-        until(lambda: "could not enqueue inbound_deliveries_materialize_task" in caplog.text)
+        wait_until(
+            lambda: "could not enqueue inbound_deliveries_materialize_task" in caplog.text,
+            timeout=10,
+            interval=0.01,
+            what="the pump's failed enqueue",
+        )
         assert InboundDelivery.objects.count() == 1  # kept: nothing is lost while the broker is away
 
     drain()  # the pump retries every second; no sweeper here
@@ -157,7 +159,7 @@ def test_one_worker_pumps_and_another_takes_over_when_it_stops(settings):
     try:
         for pump in pumps:
             pump.start()
-        until(lambda: any(p.leading.is_set() for p in pumps))
+        wait_until(lambda: any(p.leading.is_set() for p in pumps), timeout=10, interval=0.01, what="a leader")
         [leader] = [p for p in pumps if p.leading.is_set()]
         [standby] = [p for p in pumps if p is not leader]
         assert not standby.leading.wait(0.3)  # the lock is held: the other stands by

@@ -4,7 +4,6 @@ ORM path they replace: same rows, same rules, and the fallbacks for what they do
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from datetime import timedelta
 
@@ -26,6 +25,7 @@ from apps.interactions.services import (
 from apps.interactions.services.deferred import delivery_defer
 from apps.interactions.services.ingest import inbound_fields, webhook_log_fields
 from apps.interactions.services.ingest_sql import Stored, inbound_store_one_statement
+from tests.support import wait_until
 
 from .factories import ContactFactory, InboundMessageFactory, InteractionFactory, OutboundMessageFactory
 
@@ -267,23 +267,20 @@ def test_a_deferred_delivery_another_task_is_storing_is_stored_once():
 
     first = threading.Thread(target=first_task)
     first.start()
-    deadline = time.monotonic() + 10
-    while not results:  # the first has stored it (uncommitted)
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: results, timeout=10, interval=0.01, what="the first stored it (uncommitted)")
     second = threading.Thread(target=second_task)
     second.start()
-    with connection.cursor() as cursor:  # the second is blocked on the first's row lock
-        while True:
+
+    def second_waits() -> bool:  # blocked on the first's row lock
+        with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity "
                 "WHERE wait_event_type = 'Lock' AND %s = ANY(pg_blocking_pids(pid))",
                 [holder_pid["pid"]],
             )
-            if cursor.fetchone()[0]:
-                break
-            assert time.monotonic() < deadline, "the second task never waited"
-            time.sleep(0.01)
+            return cursor.fetchone()[0] > 0
+
+    wait_until(second_waits, timeout=10, interval=0.01, what="the second task waiting")
     commit.set()
     first.join()
     second.join()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from contextlib import contextmanager
 
 import pytest
@@ -12,6 +11,7 @@ from django.db import connection
 from apps.interactions.models import Message, WebhookLog
 from tests.emulators.acs_events import WEBHOOK_SECRET, received_event, webhook_url
 from tests.interactions.deliveries import deliveries_store
+from tests.support import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,18 +23,12 @@ def acs_inbound(settings):
     return settings
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def database_unreachable():
     """PostgreSQL goes away: the connection is closed and its settings point at a port nobody listens on."""
     original = connection.settings_dict["PORT"]
     connection.close()
-    connection.settings_dict["PORT"] = str(closed_port())
+    connection.settings_dict["PORT"] = str(free_port())
     try:
         yield
     finally:

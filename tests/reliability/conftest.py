@@ -14,8 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,28 +24,11 @@ from django.db import connection
 
 from tests.emulators import acs_events, meta, twilio
 from tests.interactions.conftest import demo_templates, drain  # noqa: F401  (shared fixtures)
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_SID = "HX" + "e" * 32
 RECEIVED_SID = "HX" + "f" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = "") -> object:
-    """Poll `predicate` until it returns something truthy; raise TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not reached after {timeout}s: {what}")
-        time.sleep(interval)
 
 
 def killed_clients_settled(timeout: float = 10) -> None:

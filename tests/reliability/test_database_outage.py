@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from tests.emulators import twilio_requests
-from tests.reliability.conftest import free_port
 from tests.reliability.deliveries import CHANNELS, delivery
+from tests.support import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

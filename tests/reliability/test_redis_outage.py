@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from apps.interactions.models import Direction, InboundDelivery, Message
-from tests.reliability.conftest import wait_until
 from tests.reliability.deliveries import CHANNELS, delivery, replies
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from apps.interactions.models import Direction, Message, MessageStatus
-from tests.reliability.conftest import killed_clients_settled, wait_until
+from tests.reliability.conftest import killed_clients_settled
 from tests.reliability.deliveries import delivery, replies
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -56,12 +56,12 @@ def delivery_decode(text: str) -> tuple[InboundEvent, dict]:
     that waited across a deploy): fields this release does not know are dropped, missing ones take their
     defaults. Raises ValueError, KeyError or TypeError for a row it cannot read."""
     data = json.loads(text)
-    known = _event_fields()
+    known = _field_names(InboundEvent)
     values = {key: value for key, value in data["event"].items() if key in known}
     if values.get("received_at"):
         values["received_at"] = datetime.fromisoformat(values["received_at"])
     if values.get("media"):
-        media_fields = {f.name for f in dataclasses.fields(Media)}
+        media_fields = _field_names(Media)
         values["media"] = Media(**{k: v for k, v in values["media"].items() if k in media_fields})
     if "kind" in values:
         values["kind"] = MessageKind(values["kind"])
@@ -69,8 +69,8 @@ def delivery_decode(text: str) -> tuple[InboundEvent, dict]:
 
 
 @cache
-def _event_fields() -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(InboundEvent))
+def _field_names(dataclass_type: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(dataclass_type))
 
 
 def delivery_sender(event: InboundEvent) -> str:
